@@ -1,0 +1,243 @@
+//! The aggregator's config file (TOML). See README's config reference for every key.
+//!
+//! Environment overrides use the prefix `LOGFERRY_AGGREGATOR`, e.g.
+//! `LOGFERRY_AGGREGATOR__INGEST__LISTEN=0.0.0.0:7400` (see `logferry_shared::config`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use logferry_shared::config::{self, ConfigError};
+use serde::Deserialize;
+
+/// Environment override prefix.
+pub const ENV_PREFIX: &str = "LOGFERRY_AGGREGATOR";
+
+/// The whole aggregator config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatorConfig {
+    /// Where the aggregator keeps its state (dedup records).
+    pub data_dir: PathBuf,
+    /// The agents' HTTPS endpoint.
+    pub ingest: IngestConfig,
+    /// The admin HTTP endpoint.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Named sinks; every event goes to every sink.
+    pub sinks: BTreeMap<String, SinkConfig>,
+}
+
+/// `[ingest]`: where agents send batches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Listen address, default `0.0.0.0:7400`.
+    #[serde(default = "default_ingest_listen")]
+    pub listen: SocketAddr,
+    /// TLS material; ingest is always TLS.
+    pub tls: IngestTlsConfig,
+    /// Accepted agent tokens (`Authorization: Bearer <token>`).
+    #[serde(default)]
+    pub tokens: Vec<String>,
+    /// Files each holding one accepted token (trailing newline ignored).
+    #[serde(default)]
+    pub token_files: Vec<PathBuf>,
+    /// Largest request body accepted (compressed frame), bytes. Default 16 MiB.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Largest decompressed batch body, bytes. Default 64 MiB.
+    #[serde(default = "default_max_decompressed_bytes")]
+    pub max_decompressed_bytes: usize,
+    /// Most connections served at once; more wait in the kernel's backlog. Default 1024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+/// `[ingest.tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestTlsConfig {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// When set, agents must present a client certificate signed by this CA (mTLS).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Listen address, default `127.0.0.1:7401`.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+/// One sink, selected by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// Appends JSON lines to a local file.
+    File {
+        /// The file; parent directories are created.
+        path: PathBuf,
+    },
+    /// Writes JSON lines to standard output.
+    Stdout {},
+}
+
+fn default_ingest_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 7400))
+}
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7401))
+}
+fn default_max_body_bytes() -> usize {
+    16 << 20
+}
+fn default_max_decompressed_bytes() -> usize {
+    64 << 20
+}
+fn default_max_connections() -> usize {
+    1024
+}
+
+impl AggregatorConfig {
+    /// Loads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<AggregatorConfig, ConfigError> {
+        let cfg: AggregatorConfig = config::load(path, ENV_PREFIX)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what serde cannot: files exist, limits are sane, some auth is configured.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let tls = &self.ingest.tls;
+        require_file("ingest.tls.cert", &tls.cert)?;
+        require_file("ingest.tls.key", &tls.key)?;
+        if let Some(ca) = &tls.client_ca {
+            require_file("ingest.tls.client_ca", ca)?;
+        }
+        for (i, f) in self.ingest.token_files.iter().enumerate() {
+            require_file(&format!("ingest.token_files[{i}]"), f)?;
+        }
+        if self.ingest.tokens.iter().any(|t| t.trim().is_empty()) {
+            return Err(ConfigError::invalid("ingest.tokens", "tokens must not be empty"));
+        }
+        if self.ingest.tokens.is_empty() && self.ingest.token_files.is_empty() && tls.client_ca.is_none() {
+            return Err(ConfigError::invalid(
+                "ingest.tokens",
+                "no agent authentication configured: set tokens, token_files or tls.client_ca",
+            ));
+        }
+        if self.ingest.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid("ingest.max_body_bytes", "must be at least 1024"));
+        }
+        if self.ingest.max_decompressed_bytes < self.ingest.max_body_bytes {
+            return Err(ConfigError::invalid(
+                "ingest.max_decompressed_bytes",
+                "must be at least ingest.max_body_bytes",
+            ));
+        }
+        if self.ingest.max_connections == 0 {
+            return Err(ConfigError::invalid("ingest.max_connections", "must be at least 1"));
+        }
+        if self.sinks.is_empty() {
+            return Err(ConfigError::invalid("sinks", "configure at least one sink"));
+        }
+        Ok(())
+    }
+
+    /// All accepted agent tokens: inline ones and those read from `token_files`.
+    pub fn agent_tokens(&self) -> Result<Vec<String>, ConfigError> {
+        let mut tokens = self.ingest.tokens.clone();
+        for (i, f) in self.ingest.token_files.iter().enumerate() {
+            let t = config::read_secret_file(f)
+                .map_err(|e| ConfigError::invalid(format!("ingest.token_files[{i}]"), format!("{}: {e}", f.display())))?;
+            if t.trim().is_empty() {
+                return Err(ConfigError::invalid(format!("ingest.token_files[{i}]"), "file is empty"));
+            }
+            tokens.push(t);
+        }
+        Ok(tokens)
+    }
+}
+
+fn require_file(key: &str, path: &Path) -> Result<(), ConfigError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(ConfigError::invalid(key, format!("{} is not a file", path.display()))),
+        Err(e) => Err(ConfigError::invalid(key, format!("{}: {e}", path.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<AggregatorConfig, ConfigError> {
+        let cfg: AggregatorConfig = config::from_str(text, "t.toml", &[], ENV_PREFIX)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn with_certs(extra: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.pem"), "x").unwrap();
+        std::fs::write(dir.path().join("k.pem"), "x").unwrap();
+        let d = dir.path().display();
+        let text = format!(
+            "data_dir = \"{d}/data\"\n[ingest]\ntokens = [\"t\"]\n[ingest.tls]\ncert = \"{d}/c.pem\"\nkey = \"{d}/k.pem\"\n{extra}"
+        );
+        (dir, text)
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let (_d, text) = with_certs("[sinks.out]\ntype = \"file\"\npath = \"/tmp/x\"\n");
+        let cfg = parse(&text).unwrap();
+        assert_eq!(cfg.ingest.listen.port(), 7400);
+        assert_eq!(cfg.admin.listen.to_string(), "127.0.0.1:7401");
+        assert!(matches!(cfg.sinks["out"], SinkConfig::File { .. }));
+    }
+
+    #[test]
+    fn unknown_sink_key_and_type_are_named() {
+        let (_d, text) = with_certs("[sinks.out]\ntype = \"file\"\npath = \"/tmp/x\"\nrotate = true\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.starts_with("sinks.out"), "{err}");
+        assert!(err.contains("rotate"), "{err}");
+        let (_d, text) = with_certs("[sinks.out]\ntype = \"kafka\"\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("kafka"), "{err}");
+    }
+
+    #[test]
+    fn missing_cert_and_missing_auth_are_named() {
+        let text = "data_dir = \"/d\"\n[ingest]\ntokens = [\"t\"]\n[ingest.tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\n[sinks.o]\ntype = \"stdout\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.starts_with("ingest.tls.cert: /nonexistent/c.pem"), "{err}");
+
+        let (_d, text) = with_certs("[sinks.o]\ntype = \"stdout\"\n");
+        let text = text.replace("tokens = [\"t\"]\n", "");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.starts_with("ingest.tokens: no agent authentication"), "{err}");
+    }
+
+    #[test]
+    fn no_sinks_is_an_error() {
+        let (_d, text) = with_certs("[sinks]\n");
+        assert_eq!(parse(&text).unwrap_err().to_string(), "sinks: configure at least one sink");
+    }
+}

@@ -1,0 +1,32 @@
+//! Sinks: where rendered events go. A sink is one folder (or file) implementing [`Sink`],
+//! registered in [`build`]; nothing else needs to change to add one.
+//!
+//! Contract: `write` may buffer; after `flush` returns `Ok`, everything written before it
+//! is durable (for a file: on disk, fsynced). The aggregator acknowledges a batch to the
+//! agent only after every sink's `flush` succeeded.
+
+mod file;
+mod stdout;
+
+use crate::config::SinkConfig;
+
+pub use file::FileSink;
+pub use stdout::StdoutSink;
+
+/// A destination for JSON-line events.
+pub trait Sink: Send {
+    /// The sink's name from the config.
+    fn name(&self) -> &str;
+    /// Appends complete JSON lines (each ends with `\n`).
+    fn write(&mut self, lines: &[u8]) -> std::io::Result<()>;
+    /// Makes everything written so far durable.
+    fn flush(&mut self) -> std::io::Result<()>;
+}
+
+/// Builds the sink a config entry describes.
+pub fn build(name: &str, config: &SinkConfig) -> std::io::Result<Box<dyn Sink>> {
+    Ok(match config {
+        SinkConfig::File { path } => Box::new(FileSink::open(name, path)?),
+        SinkConfig::Stdout {} => Box::new(StdoutSink::new(name)),
+    })
+}

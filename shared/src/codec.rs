@@ -1,0 +1,237 @@
+//! Body compression for batches: `none`, `gzip` and `zstd`.
+//!
+//! Decompression is always capped: the caller states how many bytes it expects (the frame
+//! header declares it) and the decoder refuses to produce one byte more. A "zip bomb" — a
+//! small body that inflates past the cap — therefore costs at most `cap + 1` bytes of
+//! memory and a little CPU, and yields [`DecompressError::TooLarge`].
+
+use std::io::{self, Read};
+
+use serde::{Deserialize, Serialize};
+
+/// How a batch body is compressed. The numeric ids are part of the wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// Stored as is.
+    None,
+    /// gzip (RFC 1952), one or more members.
+    Gzip,
+    /// Zstandard frame.
+    #[default]
+    Zstd,
+}
+
+impl Codec {
+    /// The id written in the frame header.
+    pub fn id(self) -> u8 {
+        match self {
+            Codec::None => 0,
+            Codec::Gzip => 1,
+            Codec::Zstd => 2,
+        }
+    }
+
+    /// The codec for a header id, or `None` for an id this version does not know.
+    pub fn from_id(id: u8) -> Option<Codec> {
+        match id {
+            0 => Some(Codec::None),
+            1 => Some(Codec::Gzip),
+            2 => Some(Codec::Zstd),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name used in configs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::None => "none",
+            Codec::Gzip => "gzip",
+            Codec::Zstd => "zstd",
+        }
+    }
+}
+
+/// Largest zstd window the decoder accepts (2^23 = 8 MiB). Our encoder never needs more
+/// for 1 MiB-class batches; a frame asking for more is refused instead of allocating it.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
+/// Why a body could not be decompressed.
+#[derive(Debug, thiserror::Error)]
+pub enum DecompressError {
+    /// The body inflates past the cap.
+    #[error("body decompresses to more than {cap} bytes")]
+    TooLarge {
+        /// The cap that was hit.
+        cap: usize,
+    },
+    /// The body is not valid data for its codec.
+    #[error("body is not valid {codec}: {source}")]
+    Corrupt {
+        /// Codec name.
+        codec: &'static str,
+        /// Underlying decoder error.
+        source: io::Error,
+    },
+}
+
+/// A reusable compressor for one codec and level. Keeping it across batches keeps the
+/// zstd context (about 1 MiB) instead of allocating one per batch.
+pub struct Compressor {
+    codec: Codec,
+    level: i32,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl std::fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compressor")
+            .field("codec", &self.codec)
+            .field("level", &self.level)
+            .finish()
+    }
+}
+
+impl Compressor {
+    /// `level` is the zstd level (1..=19, negative for the fast levels) or the gzip level
+    /// (0..=9); it is ignored for `none`.
+    pub fn new(codec: Codec, level: i32) -> io::Result<Compressor> {
+        let zstd = match codec {
+            Codec::Zstd => Some(zstd::bulk::Compressor::new(level)?),
+            _ => None,
+        };
+        Ok(Compressor { codec, level, zstd })
+    }
+
+    /// The codec this compressor writes.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// Compresses `input`, appending to `out`.
+    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        match (self.codec, self.zstd.as_mut()) {
+            (Codec::Zstd, Some(z)) => {
+                let packed = z.compress(input)?;
+                out.extend_from_slice(&packed);
+            }
+            (Codec::Gzip, _) => {
+                let gz_level = flate2::Compression::new(self.level.clamp(0, 9) as u32);
+                let mut enc = flate2::write::GzEncoder::new(out, gz_level);
+                io::Write::write_all(&mut enc, input)?;
+                enc.finish()?;
+            }
+            _ => out.extend_from_slice(input),
+        }
+        Ok(())
+    }
+}
+
+/// One-shot convenience over [`Compressor`].
+pub fn compress(codec: Codec, level: i32, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    Compressor::new(codec, level)?.compress(input, out)
+}
+
+/// Decompresses `input` into `out` (cleared first), producing at most `cap` bytes.
+pub fn decompress_capped(
+    codec: Codec,
+    input: &[u8],
+    cap: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), DecompressError> {
+    out.clear();
+    let corrupt = |source| DecompressError::Corrupt {
+        codec: codec.name(),
+        source,
+    };
+    match codec {
+        Codec::None => {
+            if input.len() > cap {
+                return Err(DecompressError::TooLarge { cap });
+            }
+            out.extend_from_slice(input);
+        }
+        Codec::Gzip => {
+            let dec = flate2::read::MultiGzDecoder::new(input);
+            read_capped(dec, cap, out).map_err(corrupt)?;
+        }
+        Codec::Zstd => {
+            let mut dec = zstd::stream::read::Decoder::with_buffer(input).map_err(corrupt)?;
+            dec.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(corrupt)?;
+            read_capped(dec, cap, out).map_err(corrupt)?;
+        }
+    }
+    if out.len() > cap {
+        out.clear();
+        return Err(DecompressError::TooLarge { cap });
+    }
+    Ok(())
+}
+
+/// Reads at most `cap + 1` bytes so that "exactly at the cap" and "past the cap" differ.
+fn read_capped(reader: impl Read, cap: usize, out: &mut Vec<u8>) -> io::Result<()> {
+    out.reserve(cap.min(4 << 20));
+    reader.take(cap as u64 + 1).read_to_end(out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        (0..5000)
+            .flat_map(|i| format!("line {i} some log text level=info\n").into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_every_codec() {
+        let input = sample();
+        for codec in [Codec::None, Codec::Gzip, Codec::Zstd] {
+            let mut packed = Vec::new();
+            compress(codec, 3, &input, &mut packed).unwrap();
+            if codec != Codec::None {
+                assert!(packed.len() < input.len() / 4, "{codec:?} did not compress");
+            }
+            let mut out = Vec::new();
+            decompress_capped(codec, &packed, input.len(), &mut out).unwrap();
+            assert_eq!(out, input, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn compress_appends_after_existing_bytes() {
+        let input = sample();
+        let mut packed = b"HEADER".to_vec();
+        compress(Codec::Zstd, 1, &input, &mut packed).unwrap();
+        assert_eq!(&packed[..6], b"HEADER");
+        let mut out = Vec::new();
+        decompress_capped(Codec::Zstd, &packed[6..], input.len(), &mut out).unwrap();
+        assert_eq!(out, input);
+    }
+
+    #[test]
+    fn bomb_is_refused_at_the_cap() {
+        // 64 MiB of zeros compresses to a few KiB; the cap is 1 MiB.
+        let zeros = vec![0u8; 64 << 20];
+        for codec in [Codec::Gzip, Codec::Zstd] {
+            let mut packed = Vec::new();
+            compress(codec, 3, &zeros, &mut packed).unwrap();
+            assert!(packed.len() < 256 << 10);
+            let mut out = Vec::new();
+            let err = decompress_capped(codec, &packed, 1 << 20, &mut out).unwrap_err();
+            assert!(matches!(err, DecompressError::TooLarge { cap } if cap == 1 << 20));
+            assert!(out.is_empty());
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+        for codec in [Codec::Gzip, Codec::Zstd] {
+            let mut out = Vec::new();
+            assert!(decompress_capped(codec, &garbage, 1 << 20, &mut out).is_err());
+        }
+    }
+}

@@ -1,0 +1,257 @@
+use super::*;
+use crate::codec::{self, Compressor};
+use proptest::prelude::*;
+
+fn limits() -> DecodeLimits {
+    DecodeLimits {
+        max_frame_bytes: 1 << 20,
+        max_raw_bytes: 4 << 20,
+    }
+}
+
+fn sample_frame(codec: Codec) -> Vec<u8> {
+    let mut b = BatchBuilder::new("node-1", 1_700_000_000_000, 1024);
+    let app = b.add_source("/var/log/app.log", &[]);
+    let pod = b.add_source(
+        "/var/log/pods/shop_api-7d9_uid/api/0.log",
+        &[("k8s.namespace", "shop"), ("k8s.pod", "api-7d9")],
+    );
+    b.push(app, 1_700_000_000_000, 0, b"{\"level\":\"error\",\"msg\":\"db timeout\"}");
+    b.push(pod, 1_700_000_000_005, FLAG_NO_NEWLINE, b"plain line");
+    b.push(app, 1_700_000_000_009, FLAG_INVALID_UTF8 | FLAG_TRUNCATED, b"\xff\xfe bytes");
+    b.push(app, 1_700_000_000_010, 0, b"");
+    let mut c = Compressor::new(codec, 3).unwrap();
+    b.seal("agent-a", "default", 42, &mut c).unwrap()
+}
+
+fn check_sample(decoded: &DecodedFrame) {
+    assert_eq!(decoded.header.agent_id, "agent-a");
+    assert_eq!(decoded.header.stream, "default");
+    assert_eq!(decoded.header.seq, 42);
+    assert_eq!(decoded.header.record_count, 4);
+    let batch = decoded.batch().unwrap();
+    assert_eq!(batch.host, "node-1");
+    assert_eq!(batch.sources.len(), 2);
+    assert_eq!(batch.sources[1].attrs, vec![("k8s.namespace", "shop"), ("k8s.pod", "api-7d9")]);
+    let lines: Vec<&[u8]> = batch.records.iter().map(|r| r.line).collect();
+    assert_eq!(
+        lines,
+        vec![
+            &b"{\"level\":\"error\",\"msg\":\"db timeout\"}"[..],
+            b"plain line",
+            b"\xff\xfe bytes",
+            b""
+        ]
+    );
+    assert_eq!(batch.records[1].source, 1);
+    assert_eq!(batch.records[1].observed_ms, 1_700_000_000_005);
+    assert_eq!(batch.records[1].flags, FLAG_NO_NEWLINE);
+    assert_eq!(batch.records[2].flags, FLAG_INVALID_UTF8 | FLAG_TRUNCATED);
+}
+
+#[test]
+fn round_trip_every_codec() {
+    for codec in [Codec::None, Codec::Gzip, Codec::Zstd] {
+        let frame = sample_frame(codec);
+        let decoded = decode_frame(&frame, &limits()).unwrap();
+        assert_eq!(decoded.header.codec, codec);
+        check_sample(&decoded);
+    }
+}
+
+#[test]
+fn every_flipped_byte_is_an_error_or_the_original() {
+    for codec in [Codec::None, Codec::Zstd, Codec::Gzip] {
+        let frame = sample_frame(codec);
+        let mut accepted_mutants = 0;
+        for i in 0..frame.len() {
+            for mask in [0x01u8, 0x80, 0xff] {
+                let mut bad = frame.clone();
+                bad[i] ^= mask;
+                if let Ok(decoded) = decode_frame(&bad, &limits()) {
+                    // Only acceptable if it still decodes to exactly the original batch.
+                    check_sample(&decoded);
+                    accepted_mutants += 1;
+                }
+            }
+        }
+        // CRC-32 catches every single-byte change, so nothing should get through at all.
+        assert_eq!(accepted_mutants, 0, "{codec:?}");
+    }
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let frame = sample_frame(Codec::Zstd);
+    for len in 0..frame.len() {
+        assert!(decode_frame(&frame[..len], &limits()).is_err(), "prefix of {len} bytes accepted");
+    }
+    let mut longer = frame.clone();
+    longer.push(0);
+    assert!(matches!(decode_frame(&longer, &limits()), Err(WireError::TrailingBytes(1))));
+}
+
+/// Rewrites the CRC after a deliberate header change, so the check under test is reached.
+fn reseal(frame: &mut [u8]) {
+    let n = frame.len() - TRAILER_LEN;
+    let crc = crc32fast::hash(&frame[..n]);
+    frame[n..].copy_from_slice(&crc.to_be_bytes());
+}
+
+#[test]
+fn unknown_version_codec_and_flags_are_typed_errors() {
+    let mut f = sample_frame(Codec::Zstd);
+    f[4] = 9;
+    reseal(&mut f);
+    assert!(matches!(decode_frame(&f, &limits()), Err(WireError::UnsupportedVersion(9))));
+
+    let mut f = sample_frame(Codec::Zstd);
+    f[5] = 7;
+    reseal(&mut f);
+    let err = decode_frame(&f, &limits()).unwrap_err();
+    assert!(matches!(err, WireError::UnknownCodec(7)));
+    assert_eq!(err.status_class(), RefusalClass::UnsupportedMedia);
+
+    let mut f = sample_frame(Codec::Zstd);
+    f[7] = 1;
+    reseal(&mut f);
+    assert!(matches!(decode_frame(&f, &limits()), Err(WireError::UnsupportedFlags(1))));
+
+    let mut f = sample_frame(Codec::Zstd);
+    f[0] = b'X';
+    assert!(matches!(decode_frame(&f, &limits()), Err(WireError::BadMagic)));
+}
+
+#[test]
+fn oversized_frames_and_declared_bodies_are_refused() {
+    let frame = sample_frame(Codec::None);
+    let tight = DecodeLimits {
+        max_frame_bytes: frame.len() - 1,
+        max_raw_bytes: 1 << 20,
+    };
+    let err = decode_frame(&frame, &tight).unwrap_err();
+    assert_eq!(err.status_class(), RefusalClass::TooLarge);
+
+    let mut f = sample_frame(Codec::Zstd);
+    f[20..24].copy_from_slice(&(64u32 << 20).to_be_bytes());
+    reseal(&mut f);
+    let err = decode_frame(&f, &limits()).unwrap_err();
+    assert!(matches!(err, WireError::TooLarge { what: "declared body", .. }));
+    assert_eq!(err.status_class(), RefusalClass::TooLarge);
+}
+
+/// A frame whose header states `raw_len` but whose body is `packed` as is.
+fn frame_with_body(codec: Codec, raw_len: u32, packed: &[u8]) -> Vec<u8> {
+    let mut none = Compressor::new(Codec::None, 0).unwrap();
+    let mut f = encode_frame("agent-a", "default", 1, 1, packed, &mut none).unwrap();
+    f[5] = codec.id();
+    f[20..24].copy_from_slice(&raw_len.to_be_bytes());
+    reseal(&mut f);
+    f
+}
+
+#[test]
+fn one_kib_bomb_is_refused_not_inflated() {
+    for codec in [Codec::Zstd, Codec::Gzip] {
+        // Tens of MiB of zeros packed into at most 1 KiB (gzip reaches ~1030:1, so it gets
+        // a smaller input to fit the same 1 KiB).
+        let size = if codec == Codec::Zstd { 24 << 20 } else { 1000 << 10 };
+        let mut packed = Vec::new();
+        codec::compress(codec, 19, &vec![0u8; size], &mut packed).unwrap();
+        assert!(packed.len() <= 1024, "{codec:?} bomb is {} bytes", packed.len());
+        // The header lies: it declares 1,000 bytes, within every limit.
+        let f = frame_with_body(codec, 1000, &packed);
+        let err = decode_frame(&f, &limits()).unwrap_err();
+        assert!(
+            matches!(err, WireError::Decompress(DecompressError::TooLarge { cap: 1000 })),
+            "{codec:?}: {err:?}"
+        );
+        assert_eq!(err.status_class(), RefusalClass::TooLarge);
+    }
+}
+
+#[test]
+fn body_shorter_than_declared_is_refused() {
+    let mut packed = Vec::new();
+    codec::compress(Codec::Zstd, 3, b"short", &mut packed).unwrap();
+    let f = frame_with_body(Codec::Zstd, 100, &packed);
+    assert!(matches!(decode_frame(&f, &limits()), Err(WireError::BadBody(_))));
+}
+
+#[test]
+fn body_lies_are_caught_by_the_parser() {
+    // A record count far beyond what the body can hold.
+    let mut b = BatchBuilder::new("h", 0, 64);
+    let s = b.add_source("/x", &[]);
+    b.push(s, 0, 0, b"line");
+    let mut none = Compressor::new(Codec::None, 0).unwrap();
+    let mut f = b.seal("a", "s", 1, &mut none).unwrap();
+    f[16..20].copy_from_slice(&u32::MAX.to_be_bytes());
+    reseal(&mut f);
+    let decoded = decode_frame(&f, &limits()).unwrap();
+    assert!(decoded.batch().is_err());
+
+    // A record pointing at a source that does not exist.
+    let mut b = BatchBuilder::new("h", 0, 64);
+    b.push(3, 0, 0, b"line");
+    let f = b.seal("a", "s", 1, &mut none).unwrap();
+    let decoded = decode_frame(&f, &limits()).unwrap();
+    assert!(matches!(decoded.batch(), Err(WireError::BadBody(_))));
+}
+
+#[test]
+fn varint_round_trips_at_the_edges() {
+    for v in [0u64, 1, 127, 128, 16383, 16384, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+        let mut out = Vec::new();
+        put_varint(&mut out, v);
+        let mut r = Reader { buf: &out, pos: 0 };
+        assert_eq!(r.varint().unwrap(), v);
+        assert_eq!(r.remaining(), 0);
+    }
+    let mut r = Reader { buf: &[0xff; 11], pos: 0 };
+    assert!(r.varint().is_err());
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        fuzz_decode(&data);
+    }
+
+    #[test]
+    fn mutated_frames_never_panic(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        reseal_crc in any::<bool>(),
+    ) {
+        let mut f = sample_frame(Codec::Zstd);
+        for (pos, byte) in edits {
+            let i = pos % f.len();
+            f[i] = byte;
+        }
+        if reseal_crc && f.len() >= TRAILER_LEN {
+            reseal(&mut f);
+        }
+        fuzz_decode(&f);
+    }
+
+    #[test]
+    fn any_batch_round_trips(
+        lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..50),
+        host in "[a-z0-9.-]{0,40}",
+        seq in any::<u64>(),
+    ) {
+        let mut b = BatchBuilder::new(&host, 5, 256);
+        let s = b.add_source("/p", &[("k", "v")]);
+        for (i, l) in lines.iter().enumerate() {
+            b.push(s, 5 + i as u64, 0, l);
+        }
+        let mut c = Compressor::new(Codec::Zstd, 1).unwrap();
+        let f = b.seal("agent", "stream", seq, &mut c).unwrap();
+        let d = decode_frame(&f, &DecodeLimits::default()).unwrap();
+        let batch = d.batch().unwrap();
+        prop_assert_eq!(d.header.seq, seq);
+        prop_assert_eq!(batch.host, host.as_str());
+        let got: Vec<Vec<u8>> = batch.records.iter().map(|r| r.line.to_vec()).collect();
+        prop_assert_eq!(got, lines);
+    }
+}
