@@ -1,1 +1,102 @@
-fn main(){}
+//! `logferry-aggregator`: receives batches from agents and writes them to sinks.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use logferry_aggregator::{app, config::AggregatorConfig};
+use logferry_shared::runtime::{self, Signal};
+use logferry_shared::tls::DevCerts;
+
+#[derive(Parser)]
+#[command(name = "logferry-aggregator", version, about = "Receives log batches from Logferry agents and forwards them to sinks")]
+struct Cli {
+    /// Config file (TOML).
+    #[arg(long, env = "LOGFERRY_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the aggregator (the default).
+    Run,
+    /// Check the config and exit: 0 if valid, otherwise print the key and the reason.
+    Validate,
+    /// Generate a development CA, server certificate and client certificate.
+    Certs {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Subject alternative names for the server certificate (DNS names or IPs).
+        #[arg(long = "san", default_values = ["localhost", "127.0.0.1"])]
+        sans: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Certs { out, sans } => match DevCerts::generate(&sans, "logferry-agent").and_then(|c| {
+            c.write_to(&out)
+                .map_err(|e| logferry_shared::tls::TlsError::Generate(format!("{}: {e}", out.display())))
+        }) {
+            Ok(()) => {
+                println!("wrote ca.pem, server.pem, server-key.pem, client.pem, client-key.pem to {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Validate => match load(cli.config) {
+            Ok(_) => {
+                println!("config is valid");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("invalid config: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run => {
+            let cfg = match load(cli.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("invalid config: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            runtime::init_logging();
+            match run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn load(path: Option<PathBuf>) -> anyhow::Result<AggregatorConfig> {
+    let path = path.ok_or_else(|| anyhow::anyhow!("no config: pass --config PATH or set LOGFERRY_CONFIG"))?;
+    Ok(AggregatorConfig::load(&path)?)
+}
+
+#[tokio::main]
+async fn run(cfg: AggregatorConfig) -> anyhow::Result<()> {
+    let running = app::start(cfg).await?;
+    loop {
+        match runtime::next_signal().await {
+            Signal::Shutdown => break,
+            Signal::Reload => tracing::warn!("SIGHUP: configuration reload is not supported yet; restart to apply changes"),
+        }
+    }
+    tracing::info!("shutting down");
+    running.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! HTTP plumbing shared by the aggregator's endpoints: JSON error bodies, and serving a
+//! router over TLS with a connection limit, handshake and header timeouts, and a graceful
+//! drain at shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use logferry_shared::runtime::Shutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How long a client may take for the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long in-flight requests may run after shutdown begins.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An error answer: `{"error": "...", "detail": ...}` with a status code.
+pub fn error(status: StatusCode, error: &str, detail: impl Into<serde_json::Value>) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": error, "detail": detail.into() })),
+    )
+        .into_response()
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown`, then drains open connections
+/// for at most [`DRAIN_TIMEOUT`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    max_connections: usize,
+    shutdown: Shutdown,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(max_connections));
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.wait() => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(router.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let conn = builder.serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
+}

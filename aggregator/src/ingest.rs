@@ -1,0 +1,146 @@
+//! The agents' endpoint: `POST /v1/batch` with one wire frame as the body.
+//!
+//! Answers: 200 `{"status":"accepted","events":N}` once the batch is durable in every
+//! sink, 200 `{"status":"duplicate"}` for a batch accepted before, 401 for a missing or
+//! wrong token, 400 for a malformed frame, 413 for a body or decompressed batch over the
+//! limits, 415 for an unknown codec, 503 (with `Retry-After`) when the sinks cannot take
+//! it now. Every refusal is counted and the process carries on.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use logferry_shared::wire::{self, DecodeLimits, RefusalClass, WireError};
+use subtle::ConstantTimeEq;
+
+use crate::http::error;
+use crate::metrics::Metrics;
+use crate::render;
+use crate::writer::{Outcome, SinkWriter};
+
+/// The path agents POST batches to.
+pub const BATCH_PATH: &str = "/v1/batch";
+
+/// What the ingest handler needs.
+#[derive(Debug)]
+pub struct IngestState {
+    /// Accepted bearer tokens; empty means certificates alone authenticate (mTLS).
+    pub tokens: Vec<Vec<u8>>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Frame decoder limits.
+    pub limits: DecodeLimits,
+    /// The sink writer.
+    pub writer: SinkWriter,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl IngestState {
+    /// Constant-time check of the bearer token against every accepted token.
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        if self.tokens.is_empty() {
+            return true;
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .unwrap_or_default();
+        // Compare against every token without stopping early.
+        let mut ok = subtle::Choice::from(0);
+        for t in &self.tokens {
+            ok |= t.as_slice().ct_eq(presented);
+        }
+        bool::from(ok) && !presented.is_empty()
+    }
+}
+
+/// The ingest router.
+pub fn router(state: Arc<IngestState>) -> Router {
+    Router::new()
+        .route(BATCH_PATH, post(post_batch))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not found", format!("POST {BATCH_PATH}")) })
+        .with_state(state)
+}
+
+async fn post_batch(State(st): State<Arc<IngestState>>, headers: HeaderMap, body: Body) -> Response {
+    if !st.authorized(&headers) {
+        st.metrics.auth_failures.inc();
+        st.metrics.batch("rejected");
+        tracing::warn!("ingest request with a missing or wrong token");
+        return error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token");
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > st.max_body_bytes) {
+        st.metrics.batch("rejected");
+        return too_large(st.max_body_bytes);
+    }
+    let bytes = match Limited::new(body, st.max_body_bytes).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            st.metrics.batch("rejected");
+            return too_large(st.max_body_bytes);
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, "body read failed", e.to_string()),
+    };
+    st.metrics.ingest_bytes.inc_by(bytes.len() as u64);
+    let limits = st.limits;
+    let decoded = tokio::task::spawn_blocking(move || -> Result<_, WireError> {
+        let frame = wire::decode_frame(&bytes, &limits)?;
+        let batch = frame.batch()?;
+        let mut lines = Vec::with_capacity(frame.body.len() * 2 + 4096);
+        let events = render::render_batch(&batch, &mut lines);
+        Ok((frame.header, lines, events))
+    })
+    .await;
+    let (header, lines, events) = match decoded {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            st.metrics.batch("rejected");
+            tracing::warn!(error = %e, "refused a malformed batch");
+            let (status, what) = match e.status_class() {
+                RefusalClass::BadRequest => (StatusCode::BAD_REQUEST, "bad frame"),
+                RefusalClass::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too large"),
+                RefusalClass::UnsupportedMedia => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unknown codec"),
+            };
+            return error(status, what, e.to_string());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "batch decoder task failed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error", "decoder task failed");
+        }
+    };
+    match st.writer.write(header.agent_id, header.stream, header.seq, lines, events).await {
+        Ok(Outcome::Accepted(n)) => {
+            st.metrics.batch("accepted");
+            st.metrics.ingest_events.inc_by(n as u64);
+            Json(serde_json::json!({"status": "accepted", "events": n})).into_response()
+        }
+        Ok(Outcome::Duplicate) => {
+            st.metrics.batch("duplicate");
+            Json(serde_json::json!({"status": "duplicate"})).into_response()
+        }
+        Err(e) => {
+            st.metrics.batch("failed");
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "sinks unavailable", e);
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+    }
+}
+
+fn too_large(limit: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too large",
+        format!("request body exceeds {limit} bytes"),
+    )
+}

@@ -1,0 +1,100 @@
+//! The aggregator's Prometheus metrics (`logferry_` prefix, bounded labels only).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+/// Label for batch outcomes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `accepted`, `duplicate`, `rejected` or `failed`.
+    pub result: &'static str,
+}
+
+/// Label naming a sink.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    /// Sink name from the config (a bounded set).
+    pub sink: String,
+}
+
+/// Every metric the aggregator exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Batches by outcome.
+    pub ingest_batches: Family<ResultLabel, Counter>,
+    /// Events accepted from agents.
+    pub ingest_events: Counter,
+    /// Request body bytes received (compressed).
+    pub ingest_bytes: Counter,
+    /// Requests refused for a missing or wrong token.
+    pub auth_failures: Counter,
+    /// Events written per sink.
+    pub sink_events: Family<SinkLabel, Counter>,
+    /// Write or flush errors per sink.
+    pub sink_errors: Family<SinkLabel, Counter>,
+    /// Failures to persist the dedup table.
+    pub dedup_save_errors: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("logferry");
+        let m = Metrics {
+            registry: Registry::default(),
+            ingest_batches: Family::default(),
+            ingest_events: Counter::default(),
+            ingest_bytes: Counter::default(),
+            auth_failures: Counter::default(),
+            sink_events: Family::default(),
+            sink_errors: Family::default(),
+            dedup_save_errors: Counter::default(),
+        };
+        registry.register(
+            "ingest_batches",
+            "Batches received from agents, by result",
+            m.ingest_batches.clone(),
+        );
+        registry.register("ingest_events", "Events accepted from agents", m.ingest_events.clone());
+        registry.register(
+            "ingest_bytes",
+            "Request body bytes received from agents (compressed)",
+            m.ingest_bytes.clone(),
+        );
+        registry.register(
+            "ingest_auth_failures",
+            "Ingest requests refused for a missing or wrong token",
+            m.auth_failures.clone(),
+        );
+        registry.register("sink_events", "Events written, per sink", m.sink_events.clone());
+        registry.register("sink_errors", "Write or flush errors, per sink", m.sink_errors.clone());
+        registry.register(
+            "dedup_save_errors",
+            "Failures to persist the accepted-batch table",
+            m.dedup_save_errors.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts one batch outcome.
+    pub fn batch(&self, result: &'static str) {
+        self.ingest_batches.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
