@@ -1,1 +1,14 @@
+//! The Logferry agent as a library: the binary in `main.rs` only parses flags and calls
+//! [`app::start`]; tests drive the same code in-process.
+//!
+//! Data path: [`tailer`] (discover, read, [`lines`] split, batch) → [`spool`] (sled,
+//! durable before shipping) → [`ship`] (HTTPS, retries) → delete on acknowledgement.
 
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod lines;
+pub mod metrics;
+pub mod ship;
+pub mod spool;
+pub mod tailer;

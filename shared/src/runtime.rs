@@ -9,9 +9,11 @@ pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("LOGFERRY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOGFERRY_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(true);
     // A second initialisation (tests running binaries in-process) is harmless: keep the first.
     let _ = if json {

@@ -1,0 +1,255 @@
+//! Sending spooled batches to the aggregator and deleting them once acknowledged.
+//!
+//! Up to `max_in_flight` batches are sent at once over one kept-alive HTTPS connection
+//! (HTTP/2 when the aggregator offers it). Each batch is retried until it gets a 2xx
+//! (then deleted from the spool) or a permanent refusal (moved to the dead-letter tree):
+//! network errors, timeouts, 401, 403, 408, 429 and 5xx are retried with exponential
+//! backoff and jitter, honouring `Retry-After`; other 4xx are permanent. Nothing is dropped on a
+//! transient error, and the aggregator's dedup makes the retries safe.
+//!
+//! At shutdown no new batch is started; sends in flight get a short grace period and are
+//! then abandoned, staying in the spool for the next start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use logferry_shared::runtime::Shutdown;
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::metrics::Metrics;
+use crate::spool::Spool;
+
+/// Content type of a batch frame.
+pub const FRAME_CONTENT_TYPE: &str = "application/x-logferry-batch";
+/// How long sends in flight may finish after shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Retry timing.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// First delay.
+    pub initial: Duration,
+    /// Longest delay.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// Delay before retry number `attempt` (1-based): exponential, capped, with "equal
+    /// jitter" (half fixed, half random) so many agents do not retry in step.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .initial
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.max);
+        let half = exp / 2;
+        half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64))
+    }
+}
+
+/// How a send attempt ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Acked,
+    Retry(Option<Duration>, String),
+    Permanent(String),
+}
+
+/// Sends batches from the spool.
+pub struct Shipper {
+    /// HTTP client (TLS configured).
+    pub client: reqwest::Client,
+    /// Full URL of the batch endpoint.
+    pub url: String,
+    /// `Bearer <token>`, if any.
+    pub auth: Option<HeaderValue>,
+    /// The spool.
+    pub spool: Arc<Spool>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Woken when a batch is spooled.
+    pub wake: Arc<Notify>,
+    /// Batches in flight at most.
+    pub max_in_flight: usize,
+    /// Retry timing.
+    pub backoff: Backoff,
+    /// Shutdown flag.
+    pub shutdown: Shutdown,
+}
+
+impl Shipper {
+    /// Runs until shutdown.
+    pub async fn run(self) {
+        let this = Arc::new(self);
+        let mut in_flight: JoinSet<()> = JoinSet::new();
+        let mut cursor = 0u64;
+        loop {
+            while in_flight.len() < this.max_in_flight {
+                match this.spool.next_after(cursor) {
+                    Ok(Some((seq, frame))) => {
+                        cursor = seq;
+                        let me = this.clone();
+                        in_flight.spawn(async move { me.deliver(seq, bytes_of(frame)).await });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the spool");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                _ = this.wake.notified() => {}
+                _ = this.shutdown.wait() => break,
+                // A spool error above leaves nothing to wake us; look again shortly.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, async { while in_flight.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            tracing::info!(batches = in_flight.len(), "unsent batches stay in the spool for the next start");
+            in_flight.abort_all();
+        }
+    }
+
+    /// Sends one batch until it is acknowledged, refused for good, or shutdown.
+    async fn deliver(&self, seq: u64, frame: bytes::Bytes) {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.send(frame.clone()).await {
+                Verdict::Acked => {
+                    if let Err(e) = self.spool.ack(seq) {
+                        tracing::error!(seq, error = %e, "cannot delete an acknowledged batch; it will be resent and deduplicated");
+                    }
+                    self.metrics.batches_acked.inc();
+                    self.metrics.spool_bytes.set(self.spool.bytes() as i64);
+                    self.metrics.spool_batches.set(self.spool.len() as i64);
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0);
+                    self.metrics.last_ack_timestamp.set(now);
+                    return;
+                }
+                Verdict::Permanent(why) => {
+                    tracing::error!(seq, reason = %why, "the aggregator refused a batch for good; moved to the dead-letter store");
+                    if let Err(e) = self.spool.dead_letter(seq) {
+                        tracing::error!(seq, error = %e, "cannot dead-letter a batch");
+                    }
+                    self.metrics.batches_dead_lettered.inc();
+                    return;
+                }
+                Verdict::Retry(after, why) => {
+                    self.metrics.batches_retried.inc();
+                    let delay = after.map_or_else(|| self.backoff.delay(attempt), |d| d.min(self.backoff.max));
+                    if attempt == 1 || attempt % 10 == 0 {
+                        tracing::warn!(seq, attempt, reason = %why, retry_in = ?delay, "send failed; will retry");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.shutdown.wait() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&self, frame: bytes::Bytes) -> Verdict {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header(CONTENT_TYPE, FRAME_CONTENT_TYPE)
+            .body(frame);
+        if let Some(auth) = &self.auth {
+            req = req.header(AUTHORIZATION, auth.clone());
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Verdict::Retry(None, error_chain(&e)),
+        };
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        if status.is_success() {
+            return Verdict::Acked;
+        }
+        let body = resp.text().await.unwrap_or_default();
+        let why = format!("{status}: {}", body.chars().take(300).collect::<String>());
+        classify(status, retry_after, why)
+    }
+}
+
+/// 401 and 403 are retried, not dead-lettered: they mean the agent's credentials are
+/// wrong (fixed by a config change), not that the batch is.
+fn classify(status: StatusCode, retry_after: Option<Duration>, why: String) -> Verdict {
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        Verdict::Retry(retry_after, why)
+    } else if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        Verdict::Retry(retry_after, why)
+    } else if status.is_client_error() {
+        Verdict::Permanent(why)
+    } else {
+        // 1xx/3xx: not an acknowledgement; try again.
+        Verdict::Retry(retry_after, why)
+    }
+}
+
+fn bytes_of(v: sled::IVec) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(&v)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+        };
+        for attempt in 1..40 {
+            let d = b.delay(attempt);
+            let cap = Duration::from_millis(100).saturating_mul(1 << (attempt - 1).min(20)).min(Duration::from_secs(5));
+            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?} outside [{:?}, {cap:?}]", cap / 2);
+        }
+        let samples: std::collections::HashSet<Duration> = (0..20).map(|_| b.delay(8)).collect();
+        assert!(samples.len() > 1, "no jitter");
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        let retry = |s: u16| matches!(classify(StatusCode::from_u16(s).unwrap(), None, String::new()), Verdict::Retry(..));
+        for s in [401, 403, 408, 429, 500, 502, 503, 504] {
+            assert!(retry(s), "{s} should be retried");
+        }
+        for s in [400, 404, 405, 413, 415] {
+            assert!(!retry(s), "{s} should be permanent");
+        }
+        assert_eq!(
+            classify(StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(7)), "x".into()),
+            Verdict::Retry(Some(Duration::from_secs(7)), "x".into())
+        );
+    }
+}

@@ -1,0 +1,495 @@
+//! The agent's durable spool on sled: unacknowledged batches, file checkpoints and the
+//! agent's identity.
+//!
+//! Invariants:
+//! - A batch and the checkpoints of the files whose lines it holds are written in one sled
+//!   transaction and flushed (fsync) before the batch can be shipped. After a crash the
+//!   tailer resumes from the checkpoints and every batch still in the spool is resent, so
+//!   each line is either in the spool or still after a checkpoint: none is lost.
+//! - A batch leaves the spool only when the aggregator acknowledged it (2xx), when it is
+//!   dead-lettered (permanent 4xx), or under `when_full = "drop_oldest"` (counted).
+//! - Sequence numbers are assigned here, per stream, 1, 2, 3, … and never reused: the
+//!   next number is stored in the same transaction as the batch.
+//! - Spool size (sum of the frames kept) is bounded by `max_bytes`; with `block` the
+//!   tailer waits in [`Spool::commit`] until acknowledgements make room.
+//!
+//! On-disk layout (format version 1, in the `meta` tree under `format`): tree `batches`
+//! maps `seq` (u64 big-endian) to the frame bytes; `checkpoints` maps a file key to
+//! [`Checkpoint::encode`]; `dead_letter` maps `seq` to the frame; `meta` holds
+//! `agent_id`, `next_seq` and `format`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use crate::config::WhenFull;
+
+const FORMAT_VERSION: u8 = 1;
+
+/// Errors from the spool.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// sled failed.
+    #[error("spool storage: {0}")]
+    Storage(#[from] sled::Error),
+    /// The spool was written by an unknown format version.
+    #[error("spool format version {0} is not supported by this agent")]
+    Format(u8),
+    /// Waiting for room was interrupted by shutdown.
+    #[error("shutting down while waiting for room in the spool")]
+    Interrupted,
+    /// Moving a damaged spool aside failed.
+    #[error("cannot move the damaged spool aside: {0}")]
+    MoveAside(std::io::Error),
+}
+
+impl From<TransactionError<SpoolError>> for SpoolError {
+    fn from(e: TransactionError<SpoolError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => SpoolError::Storage(e),
+        }
+    }
+}
+
+/// Where a file's reading stands, as last committed with a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Offset of the first byte not yet in a committed batch.
+    pub offset: u64,
+    /// Path the file had when last read.
+    pub path: PathBuf,
+}
+
+impl Checkpoint {
+    /// `version (1) | offset (u64 BE) | path bytes`.
+    pub fn encode(&self) -> Vec<u8> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = self.path.as_os_str().as_bytes();
+        let mut v = Vec::with_capacity(9 + path.len());
+        v.push(FORMAT_VERSION);
+        v.extend_from_slice(&self.offset.to_be_bytes());
+        v.extend_from_slice(path);
+        v
+    }
+
+    /// Inverse of [`Checkpoint::encode`]; `None` for bytes it cannot read.
+    pub fn decode(b: &[u8]) -> Option<Checkpoint> {
+        use std::os::unix::ffi::OsStrExt;
+        if b.len() < 9 || b[0] != FORMAT_VERSION {
+            return None;
+        }
+        let offset = u64::from_be_bytes(b[1..9].try_into().ok()?);
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(&b[9..]));
+        Some(Checkpoint { offset, path })
+    }
+}
+
+/// What happened when a batch was committed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CommitReport {
+    /// The batch's sequence number.
+    pub seq: u64,
+    /// Batches deleted to make room (`drop_oldest`).
+    pub dropped_batches: u64,
+    /// Lines in the deleted batches.
+    pub dropped_lines: u64,
+}
+
+/// The spool. Shared by the tailer thread (commits) and the shipper (reads, acks).
+#[derive(Debug)]
+pub struct Spool {
+    db: sled::Db,
+    batches: sled::Tree,
+    checkpoints: sled::Tree,
+    dead: sled::Tree,
+    meta: sled::Tree,
+    bytes: AtomicU64,
+    max_bytes: u64,
+    when_full: WhenFull,
+    room: (Mutex<()>, Condvar),
+}
+
+/// How long [`Spool::open`] waits for another holder of the spool's lock.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// True for errors that mean the files are damaged, as opposed to unreadable for now
+/// (permissions, a lock held by another process, a full disk).
+fn is_damage(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) | sled::Error::ReportableBug(_) => true,
+        sled::Error::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
+        sled::Error::CollectionNotFound(_) => false,
+    }
+}
+
+/// How long [`Spool::commit`] sleeps between checks of the shutdown flag while blocked.
+const ROOM_WAIT: Duration = Duration::from_millis(200);
+
+impl Spool {
+    /// Opens the spool in `dir`. A spool that sled reports as damaged is moved
+    /// aside to `<dir>.damaged-<unix time>` and a fresh one is created; the caller learns
+    /// of it through the returned flag, and logs it loudly. Lines are then re-read from
+    /// the files' beginnings (duplicates are possible; nothing is lost).
+    pub fn open(dir: &Path, max_bytes: u64, when_full: WhenFull) -> Result<(Spool, Option<PathBuf>), SpoolError> {
+        match Self::open_waiting_for_lock(dir, max_bytes, when_full) {
+            Ok(s) => Ok((s, None)),
+            Err(SpoolError::Storage(e)) if is_damage(&e) => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let mut aside = dir.as_os_str().to_owned();
+                aside.push(format!(".damaged-{stamp}"));
+                let aside = PathBuf::from(aside);
+                tracing::error!(spool = %dir.display(), moved_to = %aside.display(), error = %e,
+                    "the spool is damaged; moving it aside and starting a fresh one (files are re-read from their starts)");
+                std::fs::rename(dir, &aside).map_err(SpoolError::MoveAside)?;
+                let s = Self::open_inner(dir, max_bytes, when_full)?;
+                Ok((s, Some(aside)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Another process (or a previous instance still exiting) may hold sled's lock; wait a
+    /// few seconds for it before giving up with the I/O error, which names the lock.
+    fn open_waiting_for_lock(dir: &Path, max_bytes: u64, when_full: WhenFull) -> Result<Spool, SpoolError> {
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match Self::open_inner(dir, max_bytes, when_full) {
+                Err(SpoolError::Storage(sled::Error::Io(e)))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_inner(dir: &Path, max_bytes: u64, when_full: WhenFull) -> Result<Spool, SpoolError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(8 << 20)
+            .flush_every_ms(Some(1000))
+            .open()?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("format")? {
+            Some(v) if v.as_ref() != [FORMAT_VERSION] => {
+                return Err(SpoolError::Format(v.first().copied().unwrap_or(0)));
+            }
+            Some(_) => {}
+            None => {
+                meta.insert("format", &[FORMAT_VERSION][..])?;
+            }
+        }
+        let batches = db.open_tree("batches")?;
+        let mut bytes = 0u64;
+        for item in batches.iter() {
+            let (_, v) = item?;
+            bytes += v.len() as u64;
+        }
+        Ok(Spool {
+            checkpoints: db.open_tree("checkpoints")?,
+            dead: db.open_tree("dead_letter")?,
+            batches,
+            meta,
+            db,
+            bytes: AtomicU64::new(bytes),
+            max_bytes,
+            when_full,
+            room: (Mutex::new(()), Condvar::new()),
+        })
+    }
+
+    /// The agent id: `configured` if given, else the one stored, else a new random one
+    /// (stored durably).
+    pub fn agent_id(&self, configured: Option<&str>) -> Result<String, SpoolError> {
+        if let Some(id) = configured {
+            return Ok(id.to_owned());
+        }
+        if let Some(v) = self.meta.get("agent_id")? {
+            if let Ok(s) = std::str::from_utf8(&v) {
+                return Ok(s.to_owned());
+            }
+        }
+        let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        self.meta.insert("agent_id", id.as_bytes())?;
+        self.db.flush()?;
+        Ok(id)
+    }
+
+    /// The next sequence number a commit will use.
+    pub fn next_seq(&self) -> Result<u64, SpoolError> {
+        Ok(self
+            .meta
+            .get("next_seq")?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(1))
+    }
+
+    /// Every stored checkpoint, by file key.
+    pub fn checkpoints(&self) -> Result<Vec<(Vec<u8>, Checkpoint)>, SpoolError> {
+        let mut out = Vec::new();
+        for item in self.checkpoints.iter() {
+            let (k, v) = item?;
+            if let Some(cp) = Checkpoint::decode(&v) {
+                out.push((k.to_vec(), cp));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes checkpoints of files that are gone.
+    pub fn forget(&self, key: &[u8]) -> Result<(), SpoolError> {
+        self.checkpoints.remove(key)?;
+        Ok(())
+    }
+
+    /// Bytes of batches held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Number of batches held.
+    pub fn len(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// True when no batch is held.
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// Stores `frame` as batch `seq` with the checkpoints of its files, durably, making
+    /// room first as `when_full` says. `seq` must be [`Spool::next_seq`]. With `block`,
+    /// waits for room until `stop()` returns true.
+    pub fn commit(
+        &self,
+        seq: u64,
+        frame: &[u8],
+        checkpoints: &[(Vec<u8>, Checkpoint)],
+        stop: &dyn Fn() -> bool,
+    ) -> Result<CommitReport, SpoolError> {
+        let mut report = CommitReport { seq, ..Default::default() };
+        let need = frame.len() as u64;
+        // A batch larger than the whole spool is still accepted into an empty spool,
+        // otherwise it could never be sent.
+        while self.bytes() > 0 && self.bytes() + need > self.max_bytes {
+            match self.when_full {
+                WhenFull::Block => {
+                    if stop() {
+                        return Err(SpoolError::Interrupted);
+                    }
+                    let guard = self.room.0.lock().unwrap_or_else(|p| p.into_inner());
+                    let _ = self.room.1.wait_timeout(guard, ROOM_WAIT);
+                }
+                WhenFull::DropOldest => {
+                    let Some((k, v)) = self.batches.pop_min()? else { break };
+                    self.bytes.fetch_sub(v.len() as u64, Ordering::Relaxed);
+                    report.dropped_batches += 1;
+                    report.dropped_lines += u64::from(frame_record_count(&v));
+                    tracing::warn!(seq = seq_of(&k), lines = frame_record_count(&v), "spool full: dropped the oldest batch");
+                }
+            }
+        }
+        let seq_key = seq.to_be_bytes();
+        let next = (seq + 1).to_be_bytes();
+        (&self.batches, &self.checkpoints, &self.meta)
+            .transaction(|(b, c, m)| {
+                b.insert(&seq_key[..], frame)?;
+                for (key, cp) in checkpoints {
+                    c.insert(key.as_slice(), cp.encode())?;
+                }
+                m.insert("next_seq", &next[..])?;
+                Ok::<(), ConflictableTransactionError<SpoolError>>(())
+            })
+            .map_err(SpoolError::from)?;
+        self.db.flush()?;
+        self.bytes.fetch_add(need, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// The first batch with a seq above `after`.
+    pub fn next_after(&self, after: u64) -> Result<Option<(u64, sled::IVec)>, SpoolError> {
+        let start = after.saturating_add(1).to_be_bytes();
+        match self.batches.range(start..).next() {
+            Some(item) => {
+                let (k, v) = item?;
+                Ok(Some((seq_of(&k), v)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes an acknowledged batch and wakes a tailer waiting for room.
+    pub fn ack(&self, seq: u64) -> Result<(), SpoolError> {
+        if let Some(v) = self.batches.remove(seq.to_be_bytes())? {
+            self.bytes.fetch_sub(v.len() as u64, Ordering::Relaxed);
+        }
+        self.room.1.notify_all();
+        Ok(())
+    }
+
+    /// Moves a batch the aggregator refused for good into the dead-letter tree.
+    pub fn dead_letter(&self, seq: u64) -> Result<(), SpoolError> {
+        let key = seq.to_be_bytes();
+        if let Some(v) = self.batches.get(key)? {
+            (&self.batches, &self.dead)
+                .transaction(|(b, d)| {
+                    b.remove(&key[..])?;
+                    d.insert(&key[..], v.clone())?;
+                    Ok::<(), ConflictableTransactionError<SpoolError>>(())
+                })
+                .map_err(SpoolError::from)?;
+            self.db.flush()?;
+            self.bytes.fetch_sub(v.len() as u64, Ordering::Relaxed);
+        }
+        self.room.1.notify_all();
+        Ok(())
+    }
+
+    /// Number of dead-lettered batches.
+    pub fn dead_letter_len(&self) -> usize {
+        self.dead.len()
+    }
+
+    /// Flushes everything to disk.
+    pub fn flush(&self) -> Result<(), SpoolError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn seq_of(key: &[u8]) -> u64 {
+    key.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// Record count from a frame header (bytes 16..20), 0 if the frame is too short.
+fn frame_record_count(frame: &[u8]) -> u32 {
+    frame
+        .get(16..20)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cp(offset: u64) -> Checkpoint {
+        Checkpoint {
+            offset,
+            path: PathBuf::from("/var/log/a.log"),
+        }
+    }
+
+    fn frame(records: u32, len: usize) -> Vec<u8> {
+        let mut f = vec![0u8; len.max(20)];
+        f[16..20].copy_from_slice(&records.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn commit_survives_reopen_with_checkpoints_and_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool");
+        {
+            let (s, moved) = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap();
+            assert!(moved.is_none());
+            assert_eq!(s.next_seq().unwrap(), 1);
+            s.commit(1, &frame(3, 100), &[(b"k1".to_vec(), cp(42))], &|| false).unwrap();
+            s.commit(2, &frame(2, 50), &[(b"k1".to_vec(), cp(80))], &|| false).unwrap();
+            s.ack(1).unwrap();
+        }
+        let (s, _) = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap();
+        assert_eq!(s.next_seq().unwrap(), 3);
+        assert_eq!(s.checkpoints().unwrap(), vec![(b"k1".to_vec(), cp(80))]);
+        let (seq, v) = s.next_after(0).unwrap().unwrap();
+        assert_eq!((seq, v.len()), (2, 50));
+        assert!(s.next_after(2).unwrap().is_none());
+        assert_eq!(s.bytes(), 50);
+    }
+
+    #[test]
+    fn agent_id_is_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool");
+        let id = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap().0.agent_id(None).unwrap();
+        let again = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap().0.agent_id(None).unwrap();
+        assert_eq!(id, again);
+        assert_eq!(id.len(), 32);
+    }
+
+    #[test]
+    fn drop_oldest_counts_what_it_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Spool::open(&dir.path().join("spool"), 250, WhenFull::DropOldest).unwrap();
+        s.commit(1, &frame(10, 100), &[], &|| false).unwrap();
+        s.commit(2, &frame(20, 100), &[], &|| false).unwrap();
+        let r = s.commit(3, &frame(30, 100), &[], &|| false).unwrap();
+        assert_eq!((r.dropped_batches, r.dropped_lines), (1, 10));
+        assert_eq!(s.next_after(0).unwrap().unwrap().0, 2);
+        assert_eq!(s.bytes(), 200);
+    }
+
+    #[test]
+    fn block_waits_for_an_ack_and_can_be_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Spool::open(&dir.path().join("spool"), 150, WhenFull::Block).unwrap();
+        s.commit(1, &frame(1, 100), &[], &|| false).unwrap();
+        // Full, and stop() is already true: interrupted, nothing written.
+        assert!(matches!(s.commit(2, &frame(1, 100), &[], &|| true), Err(SpoolError::Interrupted)));
+        assert_eq!(s.len(), 1);
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| s.commit(2, &frame(1, 100), &[], &|| false));
+            // The waiter cannot finish until seq 1 is acknowledged.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while s.len() != 1 && std::time::Instant::now() < deadline {
+                std::thread::yield_now();
+            }
+            s.ack(1).unwrap();
+            waiter.join().unwrap().unwrap();
+        });
+        assert_eq!(s.next_after(0).unwrap().unwrap().0, 2);
+    }
+
+    #[test]
+    fn dead_letter_moves_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Spool::open(&dir.path().join("spool"), 1 << 20, WhenFull::Block).unwrap();
+        s.commit(1, &frame(1, 30), &[], &|| false).unwrap();
+        s.dead_letter(1).unwrap();
+        assert!(s.is_empty());
+        assert_eq!(s.dead_letter_len(), 1);
+        assert_eq!(s.bytes(), 0);
+    }
+
+    #[test]
+    fn a_damaged_spool_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool");
+        std::fs::create_dir_all(&path).unwrap();
+        // sled keeps its config in `conf` and data in `db`; garbage in both.
+        std::fs::write(path.join("conf"), b"\xff\xfe garbage").unwrap();
+        std::fs::write(path.join("db"), vec![0xa5u8; 4096]).unwrap();
+        let (s, moved) = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap();
+        let moved = moved.expect("damaged spool should have been moved aside");
+        assert!(moved.exists());
+        assert!(s.is_empty());
+        s.commit(1, &frame(1, 10), &[], &|| false).unwrap();
+    }
+
+    #[test]
+    fn checkpoint_encoding_round_trips() {
+        let c = cp(u64::MAX - 3);
+        assert_eq!(Checkpoint::decode(&c.encode()), Some(c));
+        assert_eq!(Checkpoint::decode(b"\x02abc"), None);
+    }
+}
