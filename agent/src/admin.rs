@@ -48,10 +48,15 @@ async fn readyz(axum::extract::State(st): axum::extract::State<AdminState>) -> i
     if bytes >= st.spool_max_bytes {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"error": "not ready", "detail": {"reason": "spool full", "spool": body}})),
+            Json(
+                serde_json::json!({"error": "not ready", "detail": {"reason": "spool full", "spool": body}}),
+            ),
         )
     } else {
-        (StatusCode::OK, Json(serde_json::json!({"status": "ready", "spool": body})))
+        (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "ready", "spool": body})),
+        )
     }
 }
 
@@ -59,7 +64,10 @@ async fn metrics(axum::extract::State(st): axum::extract::State<AdminState>) -> 
     st.metrics.spool_bytes.set(st.spool.bytes() as i64);
     st.metrics.spool_batches.set(st.spool.len() as i64);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         st.metrics.encode(),
     )
 }

@@ -59,10 +59,15 @@ pub fn http_client(cfg: &AgentConfig) -> anyhow::Result<reqwest::Client> {
 
 /// Opens the spool, binds the admin listener and starts tailing and shipping.
 pub async fn start(cfg: AgentConfig) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("data_dir {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("data_dir {}", cfg.data_dir.display()))?;
     let metrics = Arc::new(Metrics::new());
-    let (spool, moved) = Spool::open(&cfg.data_dir.join("spool"), cfg.spool.max_bytes, cfg.spool.when_full)
-        .context("opening the spool")?;
+    let (spool, moved) = Spool::open(
+        &cfg.data_dir.join("spool"),
+        cfg.spool.max_bytes,
+        cfg.spool.when_full,
+    )
+    .context("opening the spool")?;
     if moved.is_some() {
         metrics.spool_recreated.inc();
     }
@@ -70,7 +75,10 @@ pub async fn start(cfg: AgentConfig) -> anyhow::Result<Running> {
     let agent_id = spool.agent_id(cfg.agent_id.as_deref())?;
     let client = http_client(&cfg)?;
     let auth = match cfg.token()? {
-        Some(t) => Some(HeaderValue::from_str(&format!("Bearer {t}")).context("output.token has characters not allowed in a header")?),
+        Some(t) => Some(
+            HeaderValue::from_str(&format!("Bearer {t}"))
+                .context("output.token has characters not allowed in a header")?,
+        ),
         None => None,
     };
     let admin_listener = tokio::net::TcpListener::bind(cfg.admin.listen)
@@ -80,7 +88,14 @@ pub async fn start(cfg: AgentConfig) -> anyhow::Result<Running> {
 
     let shutdown = Shutdown::new();
     let wake = Arc::new(Notify::new());
-    let tailer = Tailer::new(&cfg, spool.clone(), metrics.clone(), wake.clone(), shutdown.clone(), agent_id.clone())?;
+    let tailer = Tailer::new(
+        &cfg,
+        spool.clone(),
+        metrics.clone(),
+        wake.clone(),
+        shutdown.clone(),
+        agent_id.clone(),
+    )?;
     let tailer = std::thread::Builder::new()
         .name("tailer".into())
         .spawn(move || tailer.run())?;

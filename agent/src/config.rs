@@ -250,29 +250,50 @@ impl AgentConfig {
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.inputs.is_empty() {
-            return Err(ConfigError::invalid("inputs", "configure at least one input"));
+            return Err(ConfigError::invalid(
+                "inputs",
+                "configure at least one input",
+            ));
         }
         for (i, input) in self.inputs.iter().enumerate() {
             if input.include.is_empty() {
-                return Err(ConfigError::invalid(format!("inputs[{i}].include"), "must not be empty"));
+                return Err(ConfigError::invalid(
+                    format!("inputs[{i}].include"),
+                    "must not be empty",
+                ));
             }
             for (kind, list) in [("include", &input.include), ("exclude", &input.exclude)] {
                 for (j, p) in list.iter().enumerate() {
                     if let Err(e) = glob::Pattern::new(p) {
-                        return Err(ConfigError::invalid(format!("inputs[{i}].{kind}[{j}]"), format!("bad glob `{p}`: {e}")));
+                        return Err(ConfigError::invalid(
+                            format!("inputs[{i}].{kind}[{j}]"),
+                            format!("bad glob `{p}`: {e}"),
+                        ));
                     }
                 }
             }
         }
         let out = &self.output;
         if !out.url.starts_with("https://") && !out.url.starts_with("http://") {
-            return Err(ConfigError::invalid("output.url", "must start with https:// (or http:// behind a TLS proxy)"));
+            return Err(ConfigError::invalid(
+                "output.url",
+                "must start with https:// (or http:// behind a TLS proxy)",
+            ));
         }
-        if out.url.trim_end_matches('/').split("://").nth(1).is_none_or(str::is_empty) {
+        if out
+            .url
+            .trim_end_matches('/')
+            .split("://")
+            .nth(1)
+            .is_none_or(str::is_empty)
+        {
             return Err(ConfigError::invalid("output.url", "has no host"));
         }
         if out.token.is_some() && out.token_file.is_some() {
-            return Err(ConfigError::invalid("output.token_file", "set either token or token_file, not both"));
+            return Err(ConfigError::invalid(
+                "output.token_file",
+                "set either token or token_file, not both",
+            ));
         }
         if out.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return Err(ConfigError::invalid("output.token", "must not be empty"));
@@ -286,8 +307,18 @@ impl AgentConfig {
                 require_file("output.tls.key", k)?;
             }
             (None, None) => {}
-            (Some(_), None) => return Err(ConfigError::invalid("output.tls.key", "needed with output.tls.cert")),
-            (None, Some(_)) => return Err(ConfigError::invalid("output.tls.cert", "needed with output.tls.key")),
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "output.tls.key",
+                    "needed with output.tls.cert",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "output.tls.cert",
+                    "needed with output.tls.key",
+                ))
+            }
         }
         if let Some(ca) = &out.tls.ca {
             require_file("output.tls.ca", ca)?;
@@ -299,28 +330,53 @@ impl AgentConfig {
                 Codec::None => true,
             };
             if !ok {
-                return Err(ConfigError::invalid("output.compression_level", format!("{level} is out of range for {}", out.compression.name())));
+                return Err(ConfigError::invalid(
+                    "output.compression_level",
+                    format!("{level} is out of range for {}", out.compression.name()),
+                ));
             }
         }
         if !(4096..=(32 << 20)).contains(&out.batch_max_bytes) {
-            return Err(ConfigError::invalid("output.batch_max_bytes", "must be between 4096 and 33554432"));
+            return Err(ConfigError::invalid(
+                "output.batch_max_bytes",
+                "must be between 4096 and 33554432",
+            ));
         }
         if out.max_in_flight == 0 || out.max_in_flight > 64 {
-            return Err(ConfigError::invalid("output.max_in_flight", "must be between 1 and 64"));
+            return Err(ConfigError::invalid(
+                "output.max_in_flight",
+                "must be between 1 and 64",
+            ));
         }
         if out.retry_initial.is_zero() || out.retry_max < out.retry_initial {
-            return Err(ConfigError::invalid("output.retry_max", "must be at least output.retry_initial, which must be above zero"));
+            return Err(ConfigError::invalid(
+                "output.retry_max",
+                "must be at least output.retry_initial, which must be above zero",
+            ));
         }
         if self.spool.max_bytes < out.batch_max_bytes as u64 {
-            return Err(ConfigError::invalid("spool.max_bytes", "must be at least output.batch_max_bytes"));
+            return Err(ConfigError::invalid(
+                "spool.max_bytes",
+                "must be at least output.batch_max_bytes",
+            ));
         }
         if self.tail.max_line_bytes < 64 {
-            return Err(ConfigError::invalid("tail.max_line_bytes", "must be at least 64"));
+            return Err(ConfigError::invalid(
+                "tail.max_line_bytes",
+                "must be at least 64",
+            ));
         }
         if self.tail.poll_interval.is_zero() || self.tail.scan_interval.is_zero() {
-            return Err(ConfigError::invalid("tail.poll_interval", "intervals must be above zero"));
+            return Err(ConfigError::invalid(
+                "tail.poll_interval",
+                "intervals must be above zero",
+            ));
         }
-        if self.agent_id.as_deref().is_some_and(|a| a.is_empty() || a.len() > logferry_shared::wire::MAX_ID_LEN) {
+        if self
+            .agent_id
+            .as_deref()
+            .is_some_and(|a| a.is_empty() || a.len() > logferry_shared::wire::MAX_ID_LEN)
+        {
             return Err(ConfigError::invalid("agent_id", "must be 1 to 128 bytes"));
         }
         Ok(())
@@ -330,9 +386,9 @@ impl AgentConfig {
     pub fn token(&self) -> Result<Option<String>, ConfigError> {
         match (&self.output.token, &self.output.token_file) {
             (Some(t), _) => Ok(Some(t.clone())),
-            (None, Some(f)) => config::read_secret_file(f)
-                .map(Some)
-                .map_err(|e| ConfigError::invalid("output.token_file", format!("{}: {e}", f.display()))),
+            (None, Some(f)) => config::read_secret_file(f).map(Some).map_err(|e| {
+                ConfigError::invalid("output.token_file", format!("{}: {e}", f.display()))
+            }),
             (None, None) => Ok(None),
         }
     }
@@ -347,18 +403,26 @@ impl AgentConfig {
 
     /// The compression level to use.
     pub fn compression_level(&self) -> i32 {
-        self.output.compression_level.unwrap_or(match self.output.compression {
-            Codec::Gzip => 6,
-            _ => 1,
-        })
+        self.output
+            .compression_level
+            .unwrap_or(match self.output.compression {
+                Codec::Gzip => 6,
+                _ => 1,
+            })
     }
 }
 
 fn require_file(key: &str, path: &Path) -> Result<(), ConfigError> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_file() => Ok(()),
-        Ok(_) => Err(ConfigError::invalid(key, format!("{} is not a file", path.display()))),
-        Err(e) => Err(ConfigError::invalid(key, format!("{}: {e}", path.display()))),
+        Ok(_) => Err(ConfigError::invalid(
+            key,
+            format!("{} is not a file", path.display()),
+        )),
+        Err(e) => Err(ConfigError::invalid(
+            key,
+            format!("{}: {e}", path.display()),
+        )),
     }
 }
 
@@ -400,12 +464,27 @@ mod tests {
     fn errors_name_the_key() {
         let cases = [
             (MINIMAL.replace("https://agg:7400", "ftp://x"), "output.url"),
-            (MINIMAL.to_owned() + "compression = \"lz4\"\n", "output.compression"),
-            (MINIMAL.to_owned() + "batch_timeout = \"soon\"\n", "output.batch_timeout"),
-            (MINIMAL.replace("/var/log/*.log", "/var/log/[*.log"), "inputs[0].include[0]"),
+            (
+                MINIMAL.to_owned() + "compression = \"lz4\"\n",
+                "output.compression",
+            ),
+            (
+                MINIMAL.to_owned() + "batch_timeout = \"soon\"\n",
+                "output.batch_timeout",
+            ),
+            (
+                MINIMAL.replace("/var/log/*.log", "/var/log/[*.log"),
+                "inputs[0].include[0]",
+            ),
             (MINIMAL.to_owned() + "bogus = 1\n", "output"),
-            (MINIMAL.to_owned() + "[spool]\nwhen_full = \"panic\"\n", "spool.when_full"),
-            (MINIMAL.to_owned() + "[output.tls]\nca = \"/nonexistent\"\n", "output.tls.ca"),
+            (
+                MINIMAL.to_owned() + "[spool]\nwhen_full = \"panic\"\n",
+                "spool.when_full",
+            ),
+            (
+                MINIMAL.to_owned() + "[output.tls]\nca = \"/nonexistent\"\n",
+                "output.tls.ca",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();

@@ -88,7 +88,10 @@ impl LineSplitter {
                         flags: FLAG_TRUNCATED,
                     });
                 }
-                return Some(Line { bytes: body, flags: 0 });
+                return Some(Line {
+                    bytes: body,
+                    flags: 0,
+                });
             }
             let room = self.max_line - self.partial.len();
             let take = &rest[..nl];
@@ -165,15 +168,24 @@ mod tests {
     #[test]
     fn long_lines_are_truncated_and_the_rest_skipped() {
         let (lines, pending) = split(4, &[b"abcdefgh\nok\n"]);
-        assert_eq!(lines, vec![(b"abcd".to_vec(), FLAG_TRUNCATED), (b"ok".to_vec(), 0)]);
+        assert_eq!(
+            lines,
+            vec![(b"abcd".to_vec(), FLAG_TRUNCATED), (b"ok".to_vec(), 0)]
+        );
         assert_eq!(pending, 0);
         // Across chunks: the bound is hit while buffering.
         let (lines, pending) = split(4, &[b"ab", b"cdef", b"gh", b"i\nok\n"]);
-        assert_eq!(lines, vec![(b"abcd".to_vec(), FLAG_TRUNCATED), (b"ok".to_vec(), 0)]);
+        assert_eq!(
+            lines,
+            vec![(b"abcd".to_vec(), FLAG_TRUNCATED), (b"ok".to_vec(), 0)]
+        );
         assert_eq!(pending, 0);
         // Partial, then a newline-terminated piece that overflows.
         let (lines, _) = split(4, &[b"ab", b"cdefg\nz\n"]);
-        assert_eq!(lines, vec![(b"abcd".to_vec(), FLAG_TRUNCATED), (b"z".to_vec(), 0)]);
+        assert_eq!(
+            lines,
+            vec![(b"abcd".to_vec(), FLAG_TRUNCATED), (b"z".to_vec(), 0)]
+        );
         // Exactly max_line bytes is not truncated.
         let (lines, _) = split(4, &[b"abcd\n"]);
         assert_eq!(lines, plain(&["abcd"]));
@@ -212,7 +224,9 @@ mod tests {
 
     #[test]
     fn arbitrary_chunking_gives_the_same_lines() {
-        let text: Vec<u8> = (0..300).flat_map(|i| format!("line {i} {}\n", "x".repeat(i % 17)).into_bytes()).collect();
+        let text: Vec<u8> = (0..300)
+            .flat_map(|i| format!("line {i} {}\n", "x".repeat(i % 17)).into_bytes())
+            .collect();
         let (whole, _) = split(1000, &[&text]);
         for size in [1, 2, 3, 7, 64, 1000] {
             let chunks: Vec<&[u8]> = text.chunks(size).collect();

@@ -8,7 +8,11 @@ use logferry_agent::{app, config::AgentConfig};
 use logferry_shared::runtime::{self, Signal};
 
 #[derive(Parser)]
-#[command(name = "logferry-agent", version, about = "Tails log files and ships them to a Logferry aggregator")]
+#[command(
+    name = "logferry-agent",
+    version,
+    about = "Tails log files and ships them to a Logferry aggregator"
+)]
 struct Cli {
     /// Config file (TOML).
     #[arg(long, env = "LOGFERRY_CONFIG", global = true)]
@@ -53,7 +57,8 @@ fn main() -> ExitCode {
 }
 
 fn load(path: Option<PathBuf>) -> anyhow::Result<AgentConfig> {
-    let path = path.ok_or_else(|| anyhow::anyhow!("no config: pass --config PATH or set LOGFERRY_CONFIG"))?;
+    let path = path
+        .ok_or_else(|| anyhow::anyhow!("no config: pass --config PATH or set LOGFERRY_CONFIG"))?;
     Ok(AgentConfig::load(&path)?)
 }
 
@@ -63,7 +68,9 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     loop {
         match runtime::next_signal().await {
             Signal::Shutdown => break,
-            Signal::Reload => tracing::warn!("SIGHUP: configuration reload is not supported yet; restart to apply changes"),
+            Signal::Reload => tracing::warn!(
+                "SIGHUP: configuration reload is not supported yet; restart to apply changes"
+            ),
         }
     }
     tracing::info!("shutting down");

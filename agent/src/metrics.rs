@@ -72,24 +72,68 @@ impl Metrics {
         let counters: [(&str, &str, &Counter); 11] = [
             ("lines_read", "Lines read from files", &m.lines_read),
             ("bytes_read", "Bytes read from files", &m.bytes_read),
-            ("lines_truncated", "Lines cut at tail.max_line_bytes", &m.lines_truncated),
-            ("batches_spooled", "Batches written to the spool", &m.batches_spooled),
-            ("batches_acked", "Batches acknowledged by the aggregator", &m.batches_acked),
-            ("batches_retried", "Failed send attempts that will be retried", &m.batches_retried),
-            ("batches_dead_lettered", "Batches refused for good and kept in the dead-letter tree", &m.batches_dead_lettered),
-            ("spool_dropped_lines", "Lines deleted from a full spool (drop_oldest)", &m.spool_dropped_lines),
-            ("spool_errors", "Errors writing to the spool; the write is retried", &m.spool_errors),
-            ("spool_recreated", "Damaged spools moved aside at start", &m.spool_recreated),
-            ("files_truncated", "Files truncated in place and re-read from the start", &m.files_truncated),
+            (
+                "lines_truncated",
+                "Lines cut at tail.max_line_bytes",
+                &m.lines_truncated,
+            ),
+            (
+                "batches_spooled",
+                "Batches written to the spool",
+                &m.batches_spooled,
+            ),
+            (
+                "batches_acked",
+                "Batches acknowledged by the aggregator",
+                &m.batches_acked,
+            ),
+            (
+                "batches_retried",
+                "Failed send attempts that will be retried",
+                &m.batches_retried,
+            ),
+            (
+                "batches_dead_lettered",
+                "Batches refused for good and kept in the dead-letter tree",
+                &m.batches_dead_lettered,
+            ),
+            (
+                "spool_dropped_lines",
+                "Lines deleted from a full spool (drop_oldest)",
+                &m.spool_dropped_lines,
+            ),
+            (
+                "spool_errors",
+                "Errors writing to the spool; the write is retried",
+                &m.spool_errors,
+            ),
+            (
+                "spool_recreated",
+                "Damaged spools moved aside at start",
+                &m.spool_recreated,
+            ),
+            (
+                "files_truncated",
+                "Files truncated in place and re-read from the start",
+                &m.files_truncated,
+            ),
         ];
         for (name, help, c) in counters {
             registry.register(name, help, c.clone());
         }
         let gauges: [(&str, &str, &Gauge); 4] = [
-            ("spool_bytes", "Bytes of batches in the spool", &m.spool_bytes),
+            (
+                "spool_bytes",
+                "Bytes of batches in the spool",
+                &m.spool_bytes,
+            ),
             ("spool_batches", "Batches in the spool", &m.spool_batches),
             ("files_open", "Files currently tracked", &m.files_open),
-            ("last_ack_timestamp_seconds", "Unix time of the last acknowledgement", &m.last_ack_timestamp),
+            (
+                "last_ack_timestamp_seconds",
+                "Unix time of the last acknowledgement",
+                &m.last_ack_timestamp,
+            ),
         ];
         for (name, help, g) in gauges {
             registry.register(name, help, g.clone());

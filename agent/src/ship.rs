@@ -108,11 +108,16 @@ impl Shipper {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
-        if tokio::time::timeout(SHUTDOWN_GRACE, async { while in_flight.join_next().await.is_some() {} })
-            .await
-            .is_err()
+        if tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while in_flight.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
         {
-            tracing::info!(batches = in_flight.len(), "unsent batches stay in the spool for the next start");
+            tracing::info!(
+                batches = in_flight.len(),
+                "unsent batches stay in the spool for the next start"
+            );
             in_flight.abort_all();
         }
     }
@@ -147,7 +152,8 @@ impl Shipper {
                 }
                 Verdict::Retry(after, why) => {
                     self.metrics.batches_retried.inc();
-                    let delay = after.map_or_else(|| self.backoff.delay(attempt), |d| d.min(self.backoff.max));
+                    let delay = after
+                        .map_or_else(|| self.backoff.delay(attempt), |d| d.min(self.backoff.max));
                     if attempt == 1 || attempt % 10 == 0 {
                         tracing::warn!(seq, attempt, reason = %why, retry_in = ?delay, "send failed; will retry");
                     }
@@ -192,14 +198,15 @@ impl Shipper {
 /// 401 and 403 are retried, not dead-lettered: they mean the agent's credentials are
 /// wrong (fixed by a config change), not that the batch is.
 fn classify(status: StatusCode, retry_after: Option<Duration>, why: String) -> Verdict {
-    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        Verdict::Retry(retry_after, why)
-    } else if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        Verdict::Retry(retry_after, why)
-    } else if status.is_client_error() {
+    let credentials = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+    if status.is_client_error()
+        && !credentials
+        && status != StatusCode::REQUEST_TIMEOUT
+        && status != StatusCode::TOO_MANY_REQUESTS
+    {
         Verdict::Permanent(why)
     } else {
-        // 1xx/3xx: not an acknowledgement; try again.
+        // 5xx, 408, 429, 401/403, and 1xx/3xx (not an acknowledgement): try again.
         Verdict::Retry(retry_after, why)
     }
 }
@@ -231,8 +238,14 @@ mod tests {
         };
         for attempt in 1..40 {
             let d = b.delay(attempt);
-            let cap = Duration::from_millis(100).saturating_mul(1 << (attempt - 1).min(20)).min(Duration::from_secs(5));
-            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?} outside [{:?}, {cap:?}]", cap / 2);
+            let cap = Duration::from_millis(100)
+                .saturating_mul(1 << (attempt - 1).min(20))
+                .min(Duration::from_secs(5));
+            assert!(
+                d >= cap / 2 && d <= cap,
+                "attempt {attempt}: {d:?} outside [{:?}, {cap:?}]",
+                cap / 2
+            );
         }
         let samples: std::collections::HashSet<Duration> = (0..20).map(|_| b.delay(8)).collect();
         assert!(samples.len() > 1, "no jitter");
@@ -240,7 +253,12 @@ mod tests {
 
     #[test]
     fn statuses_are_classified() {
-        let retry = |s: u16| matches!(classify(StatusCode::from_u16(s).unwrap(), None, String::new()), Verdict::Retry(..));
+        let retry = |s: u16| {
+            matches!(
+                classify(StatusCode::from_u16(s).unwrap(), None, String::new()),
+                Verdict::Retry(..)
+            )
+        };
         for s in [401, 403, 408, 429, 500, 502, 503, 504] {
             assert!(retry(s), "{s} should be retried");
         }
@@ -248,7 +266,11 @@ mod tests {
             assert!(!retry(s), "{s} should be permanent");
         }
         assert_eq!(
-            classify(StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(7)), "x".into()),
+            classify(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(Duration::from_secs(7)),
+                "x".into()
+            ),
             Verdict::Retry(Some(Duration::from_secs(7)), "x".into())
         );
     }

@@ -121,7 +121,9 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// (permissions, a lock held by another process, a full disk).
 fn is_damage(e: &sled::Error) -> bool {
     match e {
-        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) | sled::Error::ReportableBug(_) => true,
+        sled::Error::Corruption { .. }
+        | sled::Error::Unsupported(_)
+        | sled::Error::ReportableBug(_) => true,
         sled::Error::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
         sled::Error::CollectionNotFound(_) => false,
     }
@@ -135,7 +137,11 @@ impl Spool {
     /// aside to `<dir>.damaged-<unix time>` and a fresh one is created; the caller learns
     /// of it through the returned flag, and logs it loudly. Lines are then re-read from
     /// the files' beginnings (duplicates are possible; nothing is lost).
-    pub fn open(dir: &Path, max_bytes: u64, when_full: WhenFull) -> Result<(Spool, Option<PathBuf>), SpoolError> {
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        when_full: WhenFull,
+    ) -> Result<(Spool, Option<PathBuf>), SpoolError> {
         match Self::open_waiting_for_lock(dir, max_bytes, when_full) {
             Ok(s) => Ok((s, None)),
             Err(SpoolError::Storage(e)) if is_damage(&e) => {
@@ -158,12 +164,17 @@ impl Spool {
 
     /// Another process (or a previous instance still exiting) may hold sled's lock; wait a
     /// few seconds for it before giving up with the I/O error, which names the lock.
-    fn open_waiting_for_lock(dir: &Path, max_bytes: u64, when_full: WhenFull) -> Result<Spool, SpoolError> {
+    fn open_waiting_for_lock(
+        dir: &Path,
+        max_bytes: u64,
+        when_full: WhenFull,
+    ) -> Result<Spool, SpoolError> {
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         loop {
             match Self::open_inner(dir, max_bytes, when_full) {
                 Err(SpoolError::Storage(sled::Error::Io(e)))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        && std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -276,7 +287,10 @@ impl Spool {
         checkpoints: &[(Vec<u8>, Checkpoint)],
         stop: &dyn Fn() -> bool,
     ) -> Result<CommitReport, SpoolError> {
-        let mut report = CommitReport { seq, ..Default::default() };
+        let mut report = CommitReport {
+            seq,
+            ..Default::default()
+        };
         let need = frame.len() as u64;
         // A batch larger than the whole spool is still accepted into an empty spool,
         // otherwise it could never be sent.
@@ -290,11 +304,17 @@ impl Spool {
                     let _ = self.room.1.wait_timeout(guard, ROOM_WAIT);
                 }
                 WhenFull::DropOldest => {
-                    let Some((k, v)) = self.batches.pop_min()? else { break };
+                    let Some((k, v)) = self.batches.pop_min()? else {
+                        break;
+                    };
                     self.bytes.fetch_sub(v.len() as u64, Ordering::Relaxed);
                     report.dropped_batches += 1;
                     report.dropped_lines += u64::from(frame_record_count(&v));
-                    tracing::warn!(seq = seq_of(&k), lines = frame_record_count(&v), "spool full: dropped the oldest batch");
+                    tracing::warn!(
+                        seq = seq_of(&k),
+                        lines = frame_record_count(&v),
+                        "spool full: dropped the oldest batch"
+                    );
                 }
             }
         }
@@ -404,8 +424,10 @@ mod tests {
             let (s, moved) = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap();
             assert!(moved.is_none());
             assert_eq!(s.next_seq().unwrap(), 1);
-            s.commit(1, &frame(3, 100), &[(b"k1".to_vec(), cp(42))], &|| false).unwrap();
-            s.commit(2, &frame(2, 50), &[(b"k1".to_vec(), cp(80))], &|| false).unwrap();
+            s.commit(1, &frame(3, 100), &[(b"k1".to_vec(), cp(42))], &|| false)
+                .unwrap();
+            s.commit(2, &frame(2, 50), &[(b"k1".to_vec(), cp(80))], &|| false)
+                .unwrap();
             s.ack(1).unwrap();
         }
         let (s, _) = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap();
@@ -421,8 +443,16 @@ mod tests {
     fn agent_id_is_stable() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spool");
-        let id = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap().0.agent_id(None).unwrap();
-        let again = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap().0.agent_id(None).unwrap();
+        let id = Spool::open(&path, 1 << 20, WhenFull::Block)
+            .unwrap()
+            .0
+            .agent_id(None)
+            .unwrap();
+        let again = Spool::open(&path, 1 << 20, WhenFull::Block)
+            .unwrap()
+            .0
+            .agent_id(None)
+            .unwrap();
         assert_eq!(id, again);
         assert_eq!(id.len(), 32);
     }
@@ -445,7 +475,10 @@ mod tests {
         let (s, _) = Spool::open(&dir.path().join("spool"), 150, WhenFull::Block).unwrap();
         s.commit(1, &frame(1, 100), &[], &|| false).unwrap();
         // Full, and stop() is already true: interrupted, nothing written.
-        assert!(matches!(s.commit(2, &frame(1, 100), &[], &|| true), Err(SpoolError::Interrupted)));
+        assert!(matches!(
+            s.commit(2, &frame(1, 100), &[], &|| true),
+            Err(SpoolError::Interrupted)
+        ));
         assert_eq!(s.len(), 1);
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| s.commit(2, &frame(1, 100), &[], &|| false));

@@ -104,18 +104,29 @@ struct OpenBatch {
 }
 
 impl Batcher {
-    fn push(&mut self, key: FileKey, path: &Path, line: Line<'_>, observed_ms: u64, end_offset: u64) {
+    fn push(
+        &mut self,
+        key: FileKey,
+        path: &Path,
+        line: Line<'_>,
+        observed_ms: u64,
+        end_offset: u64,
+    ) {
         let open = self.open.get_or_insert_with(|| OpenBatch {
             builder: BatchBuilder::new(&self.host, observed_ms, self.max_bytes + 4096),
             started: Instant::now(),
             files: HashMap::new(),
         });
-        let entry = open
-            .files
-            .entry(key)
-            .or_insert_with(|| (open.builder.add_source(&path.to_string_lossy(), &[]), path.to_owned(), 0));
+        let entry = open.files.entry(key).or_insert_with(|| {
+            (
+                open.builder.add_source(&path.to_string_lossy(), &[]),
+                path.to_owned(),
+                0,
+            )
+        });
         entry.2 = end_offset;
-        open.builder.push(entry.0, observed_ms, line.flags, line.bytes);
+        open.builder
+            .push(entry.0, observed_ms, line.flags, line.bytes);
         self.metrics.lines_read.inc();
         if line.flags & FLAG_TRUNCATED != 0 {
             self.metrics.lines_truncated.inc();
@@ -123,24 +134,35 @@ impl Batcher {
     }
 
     fn is_full(&self) -> bool {
-        self.open.as_ref().is_some_and(|o| o.builder.raw_len() >= self.max_bytes)
+        self.open
+            .as_ref()
+            .is_some_and(|o| o.builder.raw_len() >= self.max_bytes)
     }
 
     fn is_due(&self) -> bool {
-        self.open.as_ref().is_some_and(|o| o.started.elapsed() >= self.timeout)
+        self.open
+            .as_ref()
+            .is_some_and(|o| o.started.elapsed() >= self.timeout)
     }
 
     fn time_left(&self) -> Option<Duration> {
-        self.open.as_ref().map(|o| self.timeout.saturating_sub(o.started.elapsed()))
+        self.open
+            .as_ref()
+            .map(|o| self.timeout.saturating_sub(o.started.elapsed()))
     }
 
     /// Seals the open batch into the spool. Spool write errors (e.g. a full disk) are
     /// retried every second until they succeed or shutdown; returns `Interrupted` then,
     /// leaving the lines uncheckpointed so they are read again after a restart.
     fn seal(&mut self) -> Result<(), SpoolError> {
-        let Some(open) = self.open.take() else { return Ok(()) };
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
         let records = open.builder.record_count();
-        let frame = match open.builder.seal(&self.agent_id, STREAM, self.seq, &mut self.compressor) {
+        let frame = match open
+            .builder
+            .seal(&self.agent_id, STREAM, self.seq, &mut self.compressor)
+        {
             Ok(f) => f,
             Err(e) => {
                 // Only reachable with an invalid agent id, which config validation refuses.
@@ -159,7 +181,9 @@ impl Batcher {
             match self.spool.commit(self.seq, &frame, &checkpoints, &stop) {
                 Ok(report) => {
                     if report.dropped_lines > 0 {
-                        self.metrics.spool_dropped_lines.inc_by(report.dropped_lines);
+                        self.metrics
+                            .spool_dropped_lines
+                            .inc_by(report.dropped_lines);
                     }
                     break;
                 }
@@ -173,7 +197,12 @@ impl Batcher {
                 }
             }
         }
-        tracing::debug!(seq = self.seq, records, bytes = frame.len(), "batch spooled");
+        tracing::debug!(
+            seq = self.seq,
+            records,
+            bytes = frame.len(),
+            "batch spooled"
+        );
         self.seq += 1;
         self.metrics.batches_spooled.inc();
         self.metrics.spool_bytes.set(self.spool.bytes() as i64);
@@ -228,7 +257,11 @@ impl Tailer {
             .map(|i| Input {
                 include: i.include.clone(),
                 // Validated in AgentConfig::validate.
-                exclude: i.exclude.iter().filter_map(|p| glob::Pattern::new(p).ok()).collect(),
+                exclude: i
+                    .exclude
+                    .iter()
+                    .filter_map(|p| glob::Pattern::new(p).ok())
+                    .collect(),
                 read_from: i.read_from,
             })
             .collect();
@@ -279,17 +312,19 @@ impl Tailer {
             }
             let read_any = !stopping && self.read_all();
             self.flush_stale_partials();
-            if self.batcher.is_due() || (stopping && self.batcher.open.is_some()) {
-                if self.batcher.seal().is_err() {
-                    break;
-                }
+            let seal_now = self.batcher.is_due() || (stopping && self.batcher.open.is_some());
+            if seal_now && self.batcher.seal().is_err() {
+                break;
             }
             if stopping {
                 break;
             }
             self.release_finished();
             if !read_any {
-                let wait = self.batcher.time_left().map_or(self.poll_interval, |t| t.min(self.poll_interval));
+                let wait = self
+                    .batcher
+                    .time_left()
+                    .map_or(self.poll_interval, |t| t.min(self.poll_interval));
                 wait_or_stop(&self.batcher.shutdown, wait.max(Duration::from_millis(1)));
             }
         }
@@ -314,7 +349,11 @@ impl Tailer {
                     }
                 };
                 for path in entries.flatten() {
-                    if self.inputs[idx].exclude.iter().any(|p| p.matches_path(&path)) {
+                    if self.inputs[idx]
+                        .exclude
+                        .iter()
+                        .any(|p| p.matches_path(&path))
+                    {
                         continue;
                     }
                     self.track(&path, idx);
@@ -327,7 +366,9 @@ impl Tailer {
 
     fn track(&mut self, path: &Path, input: usize) {
         // metadata() follows symlinks: /var/log/containers/*.log point into /var/log/pods.
-        let Ok(meta) = std::fs::metadata(path) else { return };
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
         if !meta.is_file() {
             return;
         }
@@ -387,7 +428,9 @@ impl Tailer {
     }
 
     fn read_file(&mut self, key: FileKey) -> bool {
-        let Some(t) = self.files.get_mut(&key) else { return false };
+        let Some(t) = self.files.get_mut(&key) else {
+            return false;
+        };
         if let Ok(meta) = t.file.metadata() {
             if meta.len() < t.offset {
                 tracing::info!(path = %t.path.display(), size = meta.len(), offset = t.offset, "file truncated; reading from the start");
@@ -419,7 +462,8 @@ impl Tailer {
             let data = &self.buf[..n];
             let mut pos = 0;
             while let Some(line) = t.splitter.next_line(data, &mut pos) {
-                self.batcher.push(key, &t.path, line, observed, base + pos as u64);
+                self.batcher
+                    .push(key, &t.path, line, observed, base + pos as u64);
                 if self.batcher.is_full() && self.batcher.seal().is_err() {
                     return read_any;
                 }
@@ -447,7 +491,11 @@ impl Tailer {
         let done: Vec<FileKey> = self
             .files
             .iter()
-            .filter(|(_, t)| !t.matched && t.splitter.pending() == 0 && t.last_data.elapsed() >= RELEASE_AFTER_IDLE)
+            .filter(|(_, t)| {
+                !t.matched
+                    && t.splitter.pending() == 0
+                    && t.last_data.elapsed() >= RELEASE_AFTER_IDLE
+            })
             .map(|(k, _)| *k)
             .collect();
         for key in done {

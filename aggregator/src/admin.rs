@@ -14,19 +14,31 @@ use crate::metrics::Metrics;
 /// The admin router.
 pub fn router(metrics: Arc<Metrics>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route(
             "/metrics",
             get(move || {
                 let m = metrics.clone();
                 async move {
                     (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
                         m.encode(),
                     )
                         .into_response()
                 }
             }),
         )
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not found", "see /healthz and /metrics") })
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "not found",
+                "see /healthz and /metrics",
+            )
+        })
 }

@@ -133,16 +133,25 @@ impl AggregatorConfig {
             require_file(&format!("ingest.token_files[{i}]"), f)?;
         }
         if self.ingest.tokens.iter().any(|t| t.trim().is_empty()) {
-            return Err(ConfigError::invalid("ingest.tokens", "tokens must not be empty"));
+            return Err(ConfigError::invalid(
+                "ingest.tokens",
+                "tokens must not be empty",
+            ));
         }
-        if self.ingest.tokens.is_empty() && self.ingest.token_files.is_empty() && tls.client_ca.is_none() {
+        if self.ingest.tokens.is_empty()
+            && self.ingest.token_files.is_empty()
+            && tls.client_ca.is_none()
+        {
             return Err(ConfigError::invalid(
                 "ingest.tokens",
                 "no agent authentication configured: set tokens, token_files or tls.client_ca",
             ));
         }
         if self.ingest.max_body_bytes < 1024 {
-            return Err(ConfigError::invalid("ingest.max_body_bytes", "must be at least 1024"));
+            return Err(ConfigError::invalid(
+                "ingest.max_body_bytes",
+                "must be at least 1024",
+            ));
         }
         if self.ingest.max_decompressed_bytes < self.ingest.max_body_bytes {
             return Err(ConfigError::invalid(
@@ -151,7 +160,10 @@ impl AggregatorConfig {
             ));
         }
         if self.ingest.max_connections == 0 {
-            return Err(ConfigError::invalid("ingest.max_connections", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "ingest.max_connections",
+                "must be at least 1",
+            ));
         }
         if self.sinks.is_empty() {
             return Err(ConfigError::invalid("sinks", "configure at least one sink"));
@@ -163,10 +175,17 @@ impl AggregatorConfig {
     pub fn agent_tokens(&self) -> Result<Vec<String>, ConfigError> {
         let mut tokens = self.ingest.tokens.clone();
         for (i, f) in self.ingest.token_files.iter().enumerate() {
-            let t = config::read_secret_file(f)
-                .map_err(|e| ConfigError::invalid(format!("ingest.token_files[{i}]"), format!("{}: {e}", f.display())))?;
+            let t = config::read_secret_file(f).map_err(|e| {
+                ConfigError::invalid(
+                    format!("ingest.token_files[{i}]"),
+                    format!("{}: {e}", f.display()),
+                )
+            })?;
             if t.trim().is_empty() {
-                return Err(ConfigError::invalid(format!("ingest.token_files[{i}]"), "file is empty"));
+                return Err(ConfigError::invalid(
+                    format!("ingest.token_files[{i}]"),
+                    "file is empty",
+                ));
             }
             tokens.push(t);
         }
@@ -177,8 +196,14 @@ impl AggregatorConfig {
 fn require_file(key: &str, path: &Path) -> Result<(), ConfigError> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_file() => Ok(()),
-        Ok(_) => Err(ConfigError::invalid(key, format!("{} is not a file", path.display()))),
-        Err(e) => Err(ConfigError::invalid(key, format!("{}: {e}", path.display()))),
+        Ok(_) => Err(ConfigError::invalid(
+            key,
+            format!("{} is not a file", path.display()),
+        )),
+        Err(e) => Err(ConfigError::invalid(
+            key,
+            format!("{}: {e}", path.display()),
+        )),
     }
 }
 
@@ -214,7 +239,8 @@ mod tests {
 
     #[test]
     fn unknown_sink_key_and_type_are_named() {
-        let (_d, text) = with_certs("[sinks.out]\ntype = \"file\"\npath = \"/tmp/x\"\nrotate = true\n");
+        let (_d, text) =
+            with_certs("[sinks.out]\ntype = \"file\"\npath = \"/tmp/x\"\nrotate = true\n");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.starts_with("sinks.out"), "{err}");
         assert!(err.contains("rotate"), "{err}");
@@ -227,17 +253,26 @@ mod tests {
     fn missing_cert_and_missing_auth_are_named() {
         let text = "data_dir = \"/d\"\n[ingest]\ntokens = [\"t\"]\n[ingest.tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\n[sinks.o]\ntype = \"stdout\"\n";
         let err = parse(text).unwrap_err().to_string();
-        assert!(err.starts_with("ingest.tls.cert: /nonexistent/c.pem"), "{err}");
+        assert!(
+            err.starts_with("ingest.tls.cert: /nonexistent/c.pem"),
+            "{err}"
+        );
 
         let (_d, text) = with_certs("[sinks.o]\ntype = \"stdout\"\n");
         let text = text.replace("tokens = [\"t\"]\n", "");
         let err = parse(&text).unwrap_err().to_string();
-        assert!(err.starts_with("ingest.tokens: no agent authentication"), "{err}");
+        assert!(
+            err.starts_with("ingest.tokens: no agent authentication"),
+            "{err}"
+        );
     }
 
     #[test]
     fn no_sinks_is_an_error() {
         let (_d, text) = with_certs("[sinks]\n");
-        assert_eq!(parse(&text).unwrap_err().to_string(), "sinks: configure at least one sink");
+        assert_eq!(
+            parse(&text).unwrap_err().to_string(),
+            "sinks: configure at least one sink"
+        );
     }
 }

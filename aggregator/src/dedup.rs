@@ -86,7 +86,10 @@ impl Dedup {
                         format!("{}: unsupported version {}", path.display(), file.version),
                     ));
                 }
-                file.streams.into_iter().map(|(a, s, st)| ((a, s), st)).collect()
+                file.streams
+                    .into_iter()
+                    .map(|(a, s, st)| ((a, s), st))
+                    .collect()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
             Err(e) => return Err(e),

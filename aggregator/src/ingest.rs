@@ -64,16 +64,30 @@ impl IngestState {
 pub fn router(state: Arc<IngestState>) -> Router {
     Router::new()
         .route(BATCH_PATH, post(post_batch))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not found", format!("POST {BATCH_PATH}")) })
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "not found",
+                format!("POST {BATCH_PATH}"),
+            )
+        })
         .with_state(state)
 }
 
-async fn post_batch(State(st): State<Arc<IngestState>>, headers: HeaderMap, body: Body) -> Response {
+async fn post_batch(
+    State(st): State<Arc<IngestState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if !st.authorized(&headers) {
         st.metrics.auth_failures.inc();
         st.metrics.batch("rejected");
         tracing::warn!("ingest request with a missing or wrong token");
-        return error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        );
     }
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -109,16 +123,26 @@ async fn post_batch(State(st): State<Arc<IngestState>>, headers: HeaderMap, body
             let (status, what) = match e.status_class() {
                 RefusalClass::BadRequest => (StatusCode::BAD_REQUEST, "bad frame"),
                 RefusalClass::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too large"),
-                RefusalClass::UnsupportedMedia => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unknown codec"),
+                RefusalClass::UnsupportedMedia => {
+                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unknown codec")
+                }
             };
             return error(status, what, e.to_string());
         }
         Err(e) => {
             tracing::error!(error = %e, "batch decoder task failed");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error", "decoder task failed");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "decoder task failed",
+            );
         }
     };
-    match st.writer.write(header.agent_id, header.stream, header.seq, lines, events).await {
+    match st
+        .writer
+        .write(header.agent_id, header.stream, header.seq, lines, events)
+        .await
+    {
         Ok(Outcome::Accepted(n)) => {
             st.metrics.batch("accepted");
             st.metrics.ingest_events.inc_by(n as u64);
@@ -131,7 +155,8 @@ async fn post_batch(State(st): State<Arc<IngestState>>, headers: HeaderMap, body
         Err(e) => {
             st.metrics.batch("failed");
             let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "sinks unavailable", e);
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
     }

@@ -9,7 +9,11 @@ use logferry_shared::runtime::{self, Signal};
 use logferry_shared::tls::DevCerts;
 
 #[derive(Parser)]
-#[command(name = "logferry-aggregator", version, about = "Receives log batches from Logferry agents and forwards them to sinks")]
+#[command(
+    name = "logferry-aggregator",
+    version,
+    about = "Receives log batches from Logferry agents and forwards them to sinks"
+)]
 struct Cli {
     /// Config file (TOML).
     #[arg(long, env = "LOGFERRY_CONFIG", global = true)]
@@ -38,19 +42,22 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
-        Command::Certs { out, sans } => match DevCerts::generate(&sans, "logferry-agent").and_then(|c| {
-            c.write_to(&out)
-                .map_err(|e| logferry_shared::tls::TlsError::Generate(format!("{}: {e}", out.display())))
-        }) {
-            Ok(()) => {
-                println!("wrote ca.pem, server.pem, server-key.pem, client.pem, client-key.pem to {}", out.display());
-                ExitCode::SUCCESS
+        Command::Certs { out, sans } => {
+            match DevCerts::generate(&sans, "logferry-agent").and_then(|c| {
+                c.write_to(&out).map_err(|e| {
+                    logferry_shared::tls::TlsError::Generate(format!("{}: {e}", out.display()))
+                })
+            }) {
+                Ok(()) => {
+                    println!("wrote ca.pem, server.pem, server-key.pem, client.pem, client-key.pem to {}", out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Validate => match load(cli.config) {
             Ok(_) => {
                 println!("config is valid");
@@ -82,7 +89,8 @@ fn main() -> ExitCode {
 }
 
 fn load(path: Option<PathBuf>) -> anyhow::Result<AggregatorConfig> {
-    let path = path.ok_or_else(|| anyhow::anyhow!("no config: pass --config PATH or set LOGFERRY_CONFIG"))?;
+    let path = path
+        .ok_or_else(|| anyhow::anyhow!("no config: pass --config PATH or set LOGFERRY_CONFIG"))?;
     Ok(AggregatorConfig::load(&path)?)
 }
 
@@ -92,7 +100,9 @@ async fn run(cfg: AggregatorConfig) -> anyhow::Result<()> {
     loop {
         match runtime::next_signal().await {
             Signal::Shutdown => break,
-            Signal::Reload => tracing::warn!("SIGHUP: configuration reload is not supported yet; restart to apply changes"),
+            Signal::Reload => tracing::warn!(
+                "SIGHUP: configuration reload is not supported yet; restart to apply changes"
+            ),
         }
     }
     tracing::info!("shutting down");

@@ -64,7 +64,11 @@ impl Metrics {
             "Batches received from agents, by result",
             m.ingest_batches.clone(),
         );
-        registry.register("ingest_events", "Events accepted from agents", m.ingest_events.clone());
+        registry.register(
+            "ingest_events",
+            "Events accepted from agents",
+            m.ingest_events.clone(),
+        );
         registry.register(
             "ingest_bytes",
             "Request body bytes received from agents (compressed)",
@@ -75,8 +79,16 @@ impl Metrics {
             "Ingest requests refused for a missing or wrong token",
             m.auth_failures.clone(),
         );
-        registry.register("sink_events", "Events written, per sink", m.sink_events.clone());
-        registry.register("sink_errors", "Write or flush errors, per sink", m.sink_errors.clone());
+        registry.register(
+            "sink_events",
+            "Events written, per sink",
+            m.sink_events.clone(),
+        );
+        registry.register(
+            "sink_errors",
+            "Write or flush errors, per sink",
+            m.sink_errors.clone(),
+        );
         registry.register(
             "dedup_save_errors",
             "Failures to persist the accepted-batch table",
@@ -87,7 +99,9 @@ impl Metrics {
 
     /// Counts one batch outcome.
     pub fn batch(&self, result: &'static str) {
-        self.ingest_batches.get_or_create(&ResultLabel { result }).inc();
+        self.ingest_batches
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     /// Prometheus text exposition of every metric.

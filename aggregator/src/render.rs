@@ -115,7 +115,7 @@ pub fn render_batch(batch: &Batch<'_>, out: &mut Vec<u8>) -> usize {
 mod tests {
     use super::*;
     use logferry_shared::codec::{Codec, Compressor};
-    use logferry_shared::event::{Event, Source, K8s};
+    use logferry_shared::event::{Event, K8s, Source};
     use logferry_shared::wire::{decode_frame, BatchBuilder, DecodeLimits};
 
     #[test]
@@ -124,7 +124,12 @@ mod tests {
         let plain = b.add_source("/var/log/app.log", &[]);
         let pod = b.add_source(
             "/var/log/pods/shop_api-7d9_u1/api/0.log",
-            &[("k8s.namespace", "shop"), ("k8s.pod", "api-7d9"), ("k8s.container", "api"), ("other", "x")],
+            &[
+                ("k8s.namespace", "shop"),
+                ("k8s.pod", "api-7d9"),
+                ("k8s.container", "api"),
+                ("other", "x"),
+            ],
         );
         b.push(plain, 1_795_341_600_123, 0, b"db timeout \"quoted\"\ttab");
         b.push(pod, 1_795_341_600_130, FLAG_TRUNCATED, b"bad \xff byte");
@@ -141,7 +146,13 @@ mod tests {
             r#"{"timestamp":"2026-11-22T10:00:00.123Z","observed_timestamp":"2026-11-22T10:00:00.123Z","message":"db timeout \"quoted\"\ttab","host":"node-\"1\"","format":"raw","source":{"type":"file","path":"/var/log/app.log"},"fields":{}}"#
         );
         let e0: Event = serde_json::from_str(lines[0]).unwrap();
-        assert_eq!(e0.source, Source { kind: "file".into(), path: Some("/var/log/app.log".into()) });
+        assert_eq!(
+            e0.source,
+            Source {
+                kind: "file".into(),
+                path: Some("/var/log/app.log".into())
+            }
+        );
         let e1: Event = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(e1.message, "bad \u{fffd} byte");
         assert_eq!(e1.fields["truncated"], true);

@@ -74,7 +74,14 @@ impl SinkWriter {
 
     /// Queues a job and waits for its outcome. An error means nothing is known to be
     /// durable: the caller answers 503 and the agent retries.
-    pub async fn write(&self, agent: String, stream: String, seq: u64, lines: Vec<u8>, events: usize) -> Result<Outcome, String> {
+    pub async fn write(
+        &self,
+        agent: String,
+        stream: String,
+        seq: u64,
+        lines: Vec<u8>,
+        events: usize,
+    ) -> Result<Outcome, String> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             agent,
@@ -88,12 +95,16 @@ impl SinkWriter {
             .send(job)
             .await
             .map_err(|_| "the aggregator is shutting down".to_owned())?;
-        rx.await
-            .map_err(|_| "the sink writer stopped".to_owned())?
+        rx.await.map_err(|_| "the sink writer stopped".to_owned())?
     }
 }
 
-fn run(mut rx: mpsc::Receiver<Job>, mut sinks: Vec<Box<dyn Sink>>, mut dedup: Dedup, metrics: &Metrics) {
+fn run(
+    mut rx: mpsc::Receiver<Job>,
+    mut sinks: Vec<Box<dyn Sink>>,
+    mut dedup: Dedup,
+    metrics: &Metrics,
+) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP_JOBS);
     while let Some(first) = rx.blocking_recv() {
         let mut bytes = first.lines.len();
@@ -117,7 +128,8 @@ fn commit(group: &mut Vec<Job>, sinks: &mut [Box<dyn Sink>], dedup: &mut Dedup, 
     let mut fresh: Vec<bool> = Vec::with_capacity(group.len());
     let mut in_group: HashSet<(&str, &str, u64)> = HashSet::new();
     for job in group.iter() {
-        let is_new = !dedup.seen(&job.agent, &job.stream, job.seq) && in_group.insert((&job.agent, &job.stream, job.seq));
+        let is_new = !dedup.seen(&job.agent, &job.stream, job.seq)
+            && in_group.insert((&job.agent, &job.stream, job.seq));
         fresh.push(is_new);
     }
     let mut result: Result<(), String> = Ok(());
@@ -125,22 +137,42 @@ fn commit(group: &mut Vec<Job>, sinks: &mut [Box<dyn Sink>], dedup: &mut Dedup, 
         for (job, _) in group.iter().zip(&fresh).filter(|(_, f)| **f) {
             if let Err(e) = sink.write(&job.lines) {
                 result = Err(format!("sink {}: {e}", sink.name()));
-                metrics.sink_errors.get_or_create(&SinkLabel { sink: sink.name().to_owned() }).inc();
+                metrics
+                    .sink_errors
+                    .get_or_create(&SinkLabel {
+                        sink: sink.name().to_owned(),
+                    })
+                    .inc();
                 break 'sinks;
             }
         }
         if let Err(e) = sink.flush() {
             result = Err(format!("sink {}: flush: {e}", sink.name()));
-            metrics.sink_errors.get_or_create(&SinkLabel { sink: sink.name().to_owned() }).inc();
+            metrics
+                .sink_errors
+                .get_or_create(&SinkLabel {
+                    sink: sink.name().to_owned(),
+                })
+                .inc();
             break;
         }
     }
     if let Err(e) = &result {
         tracing::error!(error = %e, batches = group.len(), "sink write failed; agents will retry");
     } else {
-        let events: usize = group.iter().zip(&fresh).filter(|(_, f)| **f).map(|(j, _)| j.events).sum();
+        let events: usize = group
+            .iter()
+            .zip(&fresh)
+            .filter(|(_, f)| **f)
+            .map(|(j, _)| j.events)
+            .sum();
         for sink in sinks.iter() {
-            metrics.sink_events.get_or_create(&SinkLabel { sink: sink.name().to_owned() }).inc_by(events as u64);
+            metrics
+                .sink_events
+                .get_or_create(&SinkLabel {
+                    sink: sink.name().to_owned(),
+                })
+                .inc_by(events as u64);
         }
         for (job, _) in group.iter().zip(&fresh).filter(|(_, f)| **f) {
             dedup.insert(&job.agent, &job.stream, job.seq);
@@ -191,12 +223,28 @@ mod tests {
     async fn duplicates_are_answered_but_not_written() {
         let dir = tempfile::tempdir().unwrap();
         let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = Recording { lines: lines.clone(), fail: false };
-        let (w, handle) =
-            SinkWriter::spawn(vec![Box::new(sink)], Dedup::open(dir.path()).unwrap(), Arc::new(Metrics::new())).unwrap();
-        let first = w.write("a".into(), "s".into(), 1, b"one\n".to_vec(), 1).await.unwrap();
-        let again = w.write("a".into(), "s".into(), 1, b"one\n".to_vec(), 1).await.unwrap();
-        let other = w.write("b".into(), "s".into(), 1, b"two\n".to_vec(), 1).await.unwrap();
+        let sink = Recording {
+            lines: lines.clone(),
+            fail: false,
+        };
+        let (w, handle) = SinkWriter::spawn(
+            vec![Box::new(sink)],
+            Dedup::open(dir.path()).unwrap(),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        let first = w
+            .write("a".into(), "s".into(), 1, b"one\n".to_vec(), 1)
+            .await
+            .unwrap();
+        let again = w
+            .write("a".into(), "s".into(), 1, b"one\n".to_vec(), 1)
+            .await
+            .unwrap();
+        let other = w
+            .write("b".into(), "s".into(), 1, b"two\n".to_vec(), 1)
+            .await
+            .unwrap();
         assert_eq!(first, Outcome::Accepted(1));
         assert_eq!(again, Outcome::Duplicate);
         assert_eq!(other, Outcome::Accepted(1));
@@ -210,10 +258,20 @@ mod tests {
     #[tokio::test]
     async fn a_failing_sink_fails_the_job_and_records_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let sink = Recording { lines: Default::default(), fail: true };
-        let (w, handle) =
-            SinkWriter::spawn(vec![Box::new(sink)], Dedup::open(dir.path()).unwrap(), Arc::new(Metrics::new())).unwrap();
-        let err = w.write("a".into(), "s".into(), 1, b"x\n".to_vec(), 1).await.unwrap_err();
+        let sink = Recording {
+            lines: Default::default(),
+            fail: true,
+        };
+        let (w, handle) = SinkWriter::spawn(
+            vec![Box::new(sink)],
+            Dedup::open(dir.path()).unwrap(),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        let err = w
+            .write("a".into(), "s".into(), 1, b"x\n".to_vec(), 1)
+            .await
+            .unwrap_err();
         assert!(err.contains("disk on fire"), "{err}");
         drop(w);
         handle.join().unwrap();

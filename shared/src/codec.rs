@@ -228,7 +228,9 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+        let garbage: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+            .collect();
         for codec in [Codec::Gzip, Codec::Zstd] {
             let mut out = Vec::new();
             assert!(decompress_capped(codec, &garbage, 1 << 20, &mut out).is_err());

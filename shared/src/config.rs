@@ -87,7 +87,11 @@ pub fn from_str<T: DeserializeOwned>(
     let de = root;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
-        let key = if key == "." { "(top level)".to_owned() } else { key };
+        let key = if key == "." {
+            "(top level)".to_owned()
+        } else {
+            key
+        };
         ConfigError::Invalid {
             key,
             message: e.into_inner().to_string(),
@@ -101,8 +105,10 @@ fn apply_env_overrides(
     prefix: &str,
 ) -> Result<(), ConfigError> {
     let full_prefix = format!("{prefix}__");
-    let mut overrides: Vec<&(String, String)> =
-        env.iter().filter(|(k, _)| k.starts_with(&full_prefix)).collect();
+    let mut overrides: Vec<&(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(&full_prefix))
+        .collect();
     overrides.sort();
     for (name, value) in overrides {
         let path: Vec<String> = name[full_prefix.len()..]
@@ -110,7 +116,10 @@ fn apply_env_overrides(
             .map(|s| s.to_ascii_lowercase())
             .collect();
         if path.iter().any(|s| s.is_empty()) {
-            return Err(ConfigError::invalid(name.clone(), "empty key segment in override"));
+            return Err(ConfigError::invalid(
+                name.clone(),
+                "empty key segment in override",
+            ));
         }
         set_path(root, &path, value).map_err(|m| ConfigError::invalid(name.clone(), m))?;
     }
@@ -171,10 +180,8 @@ fn interpolate_tree(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
     match node {
-        toml::Value::String(s) => {
-            if s.contains('$') {
-                *s = interpolate(s, env).map_err(|m| ConfigError::invalid(key.clone(), m))?;
-            }
+        toml::Value::String(s) if s.contains('$') => {
+            *s = interpolate(s, env).map_err(|m| ConfigError::invalid(key.clone(), m))?;
         }
         toml::Value::Table(t) => {
             for (k, v) in t.iter_mut() {
@@ -246,7 +253,9 @@ fn expand(expr: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, St
             } else if let Some(message) = op.strip_prefix('?') {
                 set.ok_or_else(|| format!("{name}: {message}"))
             } else {
-                Err(format!("`${{{expr}}}`: expected `:-` or `:?` after the name"))
+                Err(format!(
+                    "`${{{expr}}}`: expected `:-` or `:?` after the name"
+                ))
             }
         }
     }
@@ -294,7 +303,10 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -304,15 +316,23 @@ mod tests {
             "EMPTY" => Some(String::new()),
             _ => None,
         };
-        assert_eq!(interpolate("https://${HOST}:1", &e).unwrap(), "https://agg:1");
+        assert_eq!(
+            interpolate("https://${HOST}:1", &e).unwrap(),
+            "https://agg:1"
+        );
         assert_eq!(interpolate("${MISSING:-dflt}", &e).unwrap(), "dflt");
         assert_eq!(interpolate("${EMPTY:-dflt}", &e).unwrap(), "dflt");
-        assert_eq!(interpolate("cost $$5 and $x", &e).unwrap(), "cost $5 and $x");
+        assert_eq!(
+            interpolate("cost $$5 and $x", &e).unwrap(),
+            "cost $5 and $x"
+        );
         assert_eq!(
             interpolate("${MISSING:?set it please}", &e).unwrap_err(),
             "MISSING: set it please"
         );
-        assert!(interpolate("${MISSING}", &e).unwrap_err().contains("MISSING is not set"));
+        assert!(interpolate("${MISSING}", &e)
+            .unwrap_err()
+            .contains("MISSING is not set"));
         assert!(interpolate("${HOST", &e).is_err());
         assert!(interpolate("${1BAD}", &e).is_err());
         assert!(interpolate("${HOST:x}", &e).is_err());
@@ -320,8 +340,13 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = from_str::<Cfg>("data_dir = \"/d\"\n[output]\nurll = \"x\"\n", "t.toml", &[], "P")
-            .unwrap_err();
+        let err = from_str::<Cfg>(
+            "data_dir = \"/d\"\n[output]\nurll = \"x\"\n",
+            "t.toml",
+            &[],
+            "P",
+        )
+        .unwrap_err();
         match err {
             ConfigError::Invalid { key, message } => {
                 assert_eq!(key, "output.urll");
@@ -340,13 +365,21 @@ mod tests {
             "P",
         )
         .unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { ref key, .. } if key == "output.batch_bytes"), "{err}");
+        assert!(
+            matches!(err, ConfigError::Invalid { ref key, .. } if key == "output.batch_bytes"),
+            "{err}"
+        );
     }
 
     #[test]
     fn interpolation_error_names_the_key() {
-        let err = from_str::<Cfg>("data_dir = \"${NOPE:?data dir needed}\"\n", "t.toml", &[], "P")
-            .unwrap_err();
+        let err = from_str::<Cfg>(
+            "data_dir = \"${NOPE:?data dir needed}\"\n",
+            "t.toml",
+            &[],
+            "P",
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "data_dir: NOPE: data dir needed");
     }
 
@@ -384,10 +417,20 @@ mod tests {
 
     #[test]
     fn env_override_of_a_misspelt_key_is_an_error() {
-        let err = from_str::<Cfg>("data_dir = \"/d\"\n", "t.toml", &env(&[("P__OUTPUTT__URL", "x")]), "P")
-            .unwrap_err();
+        let err = from_str::<Cfg>(
+            "data_dir = \"/d\"\n",
+            "t.toml",
+            &env(&[("P__OUTPUTT__URL", "x")]),
+            "P",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("unknown field `outputt`"), "{err}");
-        let err = from_str::<Cfg>("data_dir = \"/d\"\n", "t.toml", &env(&[("P__INPUTS__3__INCLUDE", "x")]), "P");
+        let err = from_str::<Cfg>(
+            "data_dir = \"/d\"\n",
+            "t.toml",
+            &env(&[("P__INPUTS__3__INCLUDE", "x")]),
+            "P",
+        );
         // inputs is absent, so the override creates a table where a list is expected.
         assert!(err.is_err());
     }

@@ -44,7 +44,10 @@ impl Timestamp {
 
     /// From a `SystemTime`; times before 1970 clamp to the epoch.
     pub fn from_system_time(t: SystemTime) -> Timestamp {
-        let nanos = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos();
+        let nanos = t
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_nanos();
         Timestamp(i64::try_from(nanos).unwrap_or(i64::MAX))
     }
 
@@ -60,7 +63,11 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_rfc3339_millis(self.to_system_time()))
+        write!(
+            f,
+            "{}",
+            humantime::format_rfc3339_millis(self.to_system_time())
+        )
     }
 }
 
@@ -252,7 +259,11 @@ mod tests {
 
     #[test]
     fn levels_order_by_severity() {
-        assert!(Level::Trace < Level::Debug && Level::Warn < Level::Error && Level::Error < Level::Fatal);
+        assert!(
+            Level::Trace < Level::Debug
+                && Level::Warn < Level::Error
+                && Level::Error < Level::Fatal
+        );
         assert_eq!(Level::Warn.as_str(), "warn");
     }
 }

@@ -66,10 +66,15 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// Server config for `cert`/`key`; with `client_ca`, every client must present a
 /// certificate signed by it (mTLS). ALPN offers HTTP/2 and HTTP/1.1.
-pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<ServerConfig, TlsError> {
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<ServerConfig, TlsError> {
     let certs = load_certs(cert)?;
     let key = load_key(key)?;
-    let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = match client_ca {
         Some(ca) => {
             let roots = root_store(ca)?;
@@ -87,7 +92,10 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
 
 /// Client config trusting `ca` (or the system's roots when `None`), presenting
 /// `identity` (certificate, key) when given.
-pub fn client_config(ca: Option<&Path>, identity: Option<(&Path, &Path)>) -> Result<ClientConfig, TlsError> {
+pub fn client_config(
+    ca: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<ClientConfig, TlsError> {
     let roots = match ca {
         Some(ca) => root_store(ca)?,
         None => {
@@ -144,7 +152,13 @@ pub struct DevCerts {
 }
 
 /// File names [`DevCerts::write_to`] uses.
-pub const DEV_CERT_FILES: [&str; 5] = ["ca.pem", "server.pem", "server-key.pem", "client.pem", "client-key.pem"];
+pub const DEV_CERT_FILES: [&str; 5] = [
+    "ca.pem",
+    "server.pem",
+    "server-key.pem",
+    "client.pem",
+    "client-key.pem",
+];
 
 impl DevCerts {
     /// Generates a CA, a server certificate for `sans` (DNS names or IP addresses) and a
@@ -152,25 +166,32 @@ impl DevCerts {
     /// development and tests, and a new set is made whenever one is needed.
     pub fn generate(sans: &[String], client_name: &str) -> Result<DevCerts, TlsError> {
         use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
         };
         let g = |e: rcgen::Error| TlsError::Generate(e.to_string());
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(g)?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "Logferry development CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Logferry development CA");
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca_key = KeyPair::generate().map_err(g)?;
         let ca = ca_params.self_signed(&ca_key).map_err(g)?;
 
         let mut server = CertificateParams::new(sans.to_vec()).map_err(g)?;
-        server.distinguished_name.push(DnType::CommonName, "logferry-aggregator");
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "logferry-aggregator");
         server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let server_key = KeyPair::generate().map_err(g)?;
         let server_cert = server.signed_by(&server_key, &ca, &ca_key).map_err(g)?;
 
         let mut client = CertificateParams::new(Vec::<String>::new()).map_err(g)?;
-        client.distinguished_name.push(DnType::CommonName, client_name);
+        client
+            .distinguished_name
+            .push(DnType::CommonName, client_name);
         client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         client.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let client_key = KeyPair::generate().map_err(g)?;
@@ -231,11 +252,18 @@ mod tests {
         server_config(&p("server.pem"), &p("server-key.pem"), None).unwrap();
         server_config(&p("server.pem"), &p("server-key.pem"), Some(&p("ca.pem"))).unwrap();
         client_config(Some(&p("ca.pem")), None).unwrap();
-        client_config(Some(&p("ca.pem")), Some((&p("client.pem"), &p("client-key.pem")))).unwrap();
+        client_config(
+            Some(&p("ca.pem")),
+            Some((&p("client.pem"), &p("client-key.pem"))),
+        )
+        .unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(p("server-key.pem")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(p("server-key.pem"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -250,13 +278,19 @@ mod tests {
         let err = load_key(&bogus).unwrap_err().to_string();
         assert!(err.contains("bogus.pem"), "{err}");
         let missing = dir.path().join("missing.pem");
-        assert!(load_certs(&missing).unwrap_err().to_string().contains("missing.pem"));
+        assert!(load_certs(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("missing.pem"));
     }
 
     #[test]
     fn mismatched_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        DevCerts::generate(&["localhost".into()], "a").unwrap().write_to(dir.path()).unwrap();
+        DevCerts::generate(&["localhost".into()], "a")
+            .unwrap()
+            .write_to(dir.path())
+            .unwrap();
         let p = |n: &str| dir.path().join(n);
         assert!(server_config(&p("server.pem"), &p("client-key.pem"), None).is_err());
     }

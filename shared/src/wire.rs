@@ -102,9 +102,8 @@ impl WireError {
     /// The HTTP answer class for this error.
     pub fn status_class(&self) -> RefusalClass {
         match self {
-            WireError::TooLarge { .. } | WireError::Decompress(DecompressError::TooLarge { .. }) => {
-                RefusalClass::TooLarge
-            }
+            WireError::TooLarge { .. }
+            | WireError::Decompress(DecompressError::TooLarge { .. }) => RefusalClass::TooLarge,
             WireError::UnknownCodec(_) => RefusalClass::UnsupportedMedia,
             _ => RefusalClass::BadRequest,
         }
@@ -196,7 +195,10 @@ impl DecodedFrame {
 }
 
 /// Reads just the header of a frame, after checking the checksum, without decompressing.
-pub fn decode_header<'a>(frame: &'a [u8], limits: &DecodeLimits) -> Result<(BatchHeader, &'a [u8]), WireError> {
+pub fn decode_header<'a>(
+    frame: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<(BatchHeader, &'a [u8]), WireError> {
     if frame.len() > limits.max_frame_bytes {
         return Err(WireError::TooLarge {
             what: "frame",
@@ -222,7 +224,11 @@ pub fn decode_header<'a>(frame: &'a [u8], limits: &DecodeLimits) -> Result<(Batc
     }
     let codec_id = frame[5];
     let flags = u16::from_be_bytes([frame[6], frame[7]]);
-    let seq = u64::from_be_bytes(frame[8..16].try_into().map_err(|_| WireError::BadHeader("seq"))?);
+    let seq = u64::from_be_bytes(
+        frame[8..16]
+            .try_into()
+            .map_err(|_| WireError::BadHeader("seq"))?,
+    );
     let record_count = be_u32(&frame[16..20]);
     let raw_len = be_u32(&frame[20..24]);
     let body_len = be_u32(&frame[24..28]) as usize;
@@ -307,7 +313,9 @@ pub fn parse_body(body: &[u8], record_count: u32) -> Result<Batch<'_>, WireError
     // Every record takes at least 4 bytes, so a count larger than that is a lie; checking
     // it first keeps the allocation below bounded by the body size.
     if record_count as usize > body.len() / 4 + 1 {
-        return Err(WireError::BadBody("record count larger than the body allows"));
+        return Err(WireError::BadBody(
+            "record count larger than the body allows",
+        ));
     }
     let mut records = Vec::with_capacity(record_count as usize);
     for _ in 0..record_count {
@@ -331,14 +339,18 @@ pub fn parse_body(body: &[u8], record_count: u32) -> Result<Batch<'_>, WireError
     }
     let source_count = r.varint()?;
     if source_count > (r.remaining() as u64) / 2 {
-        return Err(WireError::BadBody("source count larger than the body allows"));
+        return Err(WireError::BadBody(
+            "source count larger than the body allows",
+        ));
     }
     let mut sources = Vec::with_capacity(source_count as usize);
     for _ in 0..source_count {
         let path = r.str("source path")?;
         let attr_count = r.varint()?;
         if attr_count > (r.remaining() as u64) / 2 {
-            return Err(WireError::BadBody("attribute count larger than the body allows"));
+            return Err(WireError::BadBody(
+                "attribute count larger than the body allows",
+            ));
         }
         let mut attrs = Vec::with_capacity(attr_count as usize);
         for _ in 0..attr_count {
@@ -349,7 +361,10 @@ pub fn parse_body(body: &[u8], record_count: u32) -> Result<Batch<'_>, WireError
     if r.remaining() != 0 {
         return Err(WireError::BadBody("trailing bytes after the source table"));
     }
-    if records.iter().any(|rec| rec.source as usize >= sources.len()) {
+    if records
+        .iter()
+        .any(|rec| rec.source as usize >= sources.len())
+    {
         return Err(WireError::BadBody("record refers to a missing source"));
     }
     Ok(Batch {
@@ -534,7 +549,8 @@ pub fn encode_frame(
     out.extend_from_slice(stream.as_bytes());
     let body_start = out.len();
     compressor.compress(raw_body, &mut out)?;
-    let body_len = u32::try_from(out.len() - body_start).map_err(|_| invalid("compressed body over 4 GiB"))?;
+    let body_len =
+        u32::try_from(out.len() - body_start).map_err(|_| invalid("compressed body over 4 GiB"))?;
     out[24..28].copy_from_slice(&body_len.to_be_bytes());
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_be_bytes());

@@ -40,9 +40,9 @@ impl Sink for FileSink {
 
     fn write(&mut self, lines: &[u8]) -> std::io::Result<()> {
         self.unsynced = true;
-        self.file.write_all(lines).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
-        })
+        self.file
+            .write_all(lines)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

@@ -13,7 +13,9 @@ pub struct StdoutSink {
 impl StdoutSink {
     /// A sink named `name`.
     pub fn new(name: &str) -> StdoutSink {
-        StdoutSink { name: name.to_owned() }
+        StdoutSink {
+            name: name.to_owned(),
+        }
     }
 }
 

@@ -16,9 +16,19 @@ fn sample_frame(codec: Codec) -> Vec<u8> {
         "/var/log/pods/shop_api-7d9_uid/api/0.log",
         &[("k8s.namespace", "shop"), ("k8s.pod", "api-7d9")],
     );
-    b.push(app, 1_700_000_000_000, 0, b"{\"level\":\"error\",\"msg\":\"db timeout\"}");
+    b.push(
+        app,
+        1_700_000_000_000,
+        0,
+        b"{\"level\":\"error\",\"msg\":\"db timeout\"}",
+    );
     b.push(pod, 1_700_000_000_005, FLAG_NO_NEWLINE, b"plain line");
-    b.push(app, 1_700_000_000_009, FLAG_INVALID_UTF8 | FLAG_TRUNCATED, b"\xff\xfe bytes");
+    b.push(
+        app,
+        1_700_000_000_009,
+        FLAG_INVALID_UTF8 | FLAG_TRUNCATED,
+        b"\xff\xfe bytes",
+    );
     b.push(app, 1_700_000_000_010, 0, b"");
     let mut c = Compressor::new(codec, 3).unwrap();
     b.seal("agent-a", "default", 42, &mut c).unwrap()
@@ -32,7 +42,10 @@ fn check_sample(decoded: &DecodedFrame) {
     let batch = decoded.batch().unwrap();
     assert_eq!(batch.host, "node-1");
     assert_eq!(batch.sources.len(), 2);
-    assert_eq!(batch.sources[1].attrs, vec![("k8s.namespace", "shop"), ("k8s.pod", "api-7d9")]);
+    assert_eq!(
+        batch.sources[1].attrs,
+        vec![("k8s.namespace", "shop"), ("k8s.pod", "api-7d9")]
+    );
     let lines: Vec<&[u8]> = batch.records.iter().map(|r| r.line).collect();
     assert_eq!(
         lines,
@@ -84,11 +97,17 @@ fn every_flipped_byte_is_an_error_or_the_original() {
 fn every_truncation_is_an_error() {
     let frame = sample_frame(Codec::Zstd);
     for len in 0..frame.len() {
-        assert!(decode_frame(&frame[..len], &limits()).is_err(), "prefix of {len} bytes accepted");
+        assert!(
+            decode_frame(&frame[..len], &limits()).is_err(),
+            "prefix of {len} bytes accepted"
+        );
     }
     let mut longer = frame.clone();
     longer.push(0);
-    assert!(matches!(decode_frame(&longer, &limits()), Err(WireError::TrailingBytes(1))));
+    assert!(matches!(
+        decode_frame(&longer, &limits()),
+        Err(WireError::TrailingBytes(1))
+    ));
 }
 
 /// Rewrites the CRC after a deliberate header change, so the check under test is reached.
@@ -103,7 +122,10 @@ fn unknown_version_codec_and_flags_are_typed_errors() {
     let mut f = sample_frame(Codec::Zstd);
     f[4] = 9;
     reseal(&mut f);
-    assert!(matches!(decode_frame(&f, &limits()), Err(WireError::UnsupportedVersion(9))));
+    assert!(matches!(
+        decode_frame(&f, &limits()),
+        Err(WireError::UnsupportedVersion(9))
+    ));
 
     let mut f = sample_frame(Codec::Zstd);
     f[5] = 7;
@@ -115,11 +137,17 @@ fn unknown_version_codec_and_flags_are_typed_errors() {
     let mut f = sample_frame(Codec::Zstd);
     f[7] = 1;
     reseal(&mut f);
-    assert!(matches!(decode_frame(&f, &limits()), Err(WireError::UnsupportedFlags(1))));
+    assert!(matches!(
+        decode_frame(&f, &limits()),
+        Err(WireError::UnsupportedFlags(1))
+    ));
 
     let mut f = sample_frame(Codec::Zstd);
     f[0] = b'X';
-    assert!(matches!(decode_frame(&f, &limits()), Err(WireError::BadMagic)));
+    assert!(matches!(
+        decode_frame(&f, &limits()),
+        Err(WireError::BadMagic)
+    ));
 }
 
 #[test]
@@ -136,7 +164,13 @@ fn oversized_frames_and_declared_bodies_are_refused() {
     f[20..24].copy_from_slice(&(64u32 << 20).to_be_bytes());
     reseal(&mut f);
     let err = decode_frame(&f, &limits()).unwrap_err();
-    assert!(matches!(err, WireError::TooLarge { what: "declared body", .. }));
+    assert!(matches!(
+        err,
+        WireError::TooLarge {
+            what: "declared body",
+            ..
+        }
+    ));
     assert_eq!(err.status_class(), RefusalClass::TooLarge);
 }
 
@@ -155,15 +189,26 @@ fn one_kib_bomb_is_refused_not_inflated() {
     for codec in [Codec::Zstd, Codec::Gzip] {
         // Tens of MiB of zeros packed into at most 1 KiB (gzip reaches ~1030:1, so it gets
         // a smaller input to fit the same 1 KiB).
-        let size = if codec == Codec::Zstd { 24 << 20 } else { 960 << 10 };
+        let size = if codec == Codec::Zstd {
+            24 << 20
+        } else {
+            960 << 10
+        };
         let mut packed = Vec::new();
         codec::compress(codec, 19, &vec![0u8; size], &mut packed).unwrap();
-        assert!(packed.len() <= 1024, "{codec:?} bomb is {} bytes", packed.len());
+        assert!(
+            packed.len() <= 1024,
+            "{codec:?} bomb is {} bytes",
+            packed.len()
+        );
         // The header lies: it declares 1,000 bytes, within every limit.
         let f = frame_with_body(codec, 1000, &packed);
         let err = decode_frame(&f, &limits()).unwrap_err();
         assert!(
-            matches!(err, WireError::Decompress(DecompressError::TooLarge { cap: 1000 })),
+            matches!(
+                err,
+                WireError::Decompress(DecompressError::TooLarge { cap: 1000 })
+            ),
             "{codec:?}: {err:?}"
         );
         assert_eq!(err.status_class(), RefusalClass::TooLarge);
@@ -175,7 +220,10 @@ fn body_shorter_than_declared_is_refused() {
     let mut packed = Vec::new();
     codec::compress(Codec::Zstd, 3, b"short", &mut packed).unwrap();
     let f = frame_with_body(Codec::Zstd, 100, &packed);
-    assert!(matches!(decode_frame(&f, &limits()), Err(WireError::BadBody(_))));
+    assert!(matches!(
+        decode_frame(&f, &limits()),
+        Err(WireError::BadBody(_))
+    ));
 }
 
 #[test]
@@ -201,14 +249,27 @@ fn body_lies_are_caught_by_the_parser() {
 
 #[test]
 fn varint_round_trips_at_the_edges() {
-    for v in [0u64, 1, 127, 128, 16383, 16384, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+    for v in [
+        0u64,
+        1,
+        127,
+        128,
+        16383,
+        16384,
+        u64::from(u32::MAX),
+        u64::MAX - 1,
+        u64::MAX,
+    ] {
         let mut out = Vec::new();
         put_varint(&mut out, v);
         let mut r = Reader { buf: &out, pos: 0 };
         assert_eq!(r.varint().unwrap(), v);
         assert_eq!(r.remaining(), 0);
     }
-    let mut r = Reader { buf: &[0xff; 11], pos: 0 };
+    let mut r = Reader {
+        buf: &[0xff; 11],
+        pos: 0,
+    };
     assert!(r.varint().is_err());
 }
 
