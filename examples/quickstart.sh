@@ -7,7 +7,8 @@
 #   examples/quickstart.sh --check    # run until every sample line arrived, then stop (exit 0)
 #
 # Environment: QS_DIR (work dir, default .quickstart), QS_PROFILE (release|debug, default
-# release), QS_INGEST_PORT (7400), QS_ADMIN_PORT (7401), QS_AGENT_ADMIN_PORT (7402).
+# release), QS_BIN_DIR (use binaries from here instead of building), QS_INGEST_PORT (7400),
+# QS_ADMIN_PORT (7401), QS_AGENT_ADMIN_PORT (7402).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -18,17 +19,21 @@ export QS_DIR="${QS_DIR:-$PWD/.quickstart}"
 export QS_INGEST_PORT="${QS_INGEST_PORT:-7400}" QS_ADMIN_PORT="${QS_ADMIN_PORT:-7401}" QS_AGENT_ADMIN_PORT="${QS_AGENT_ADMIN_PORT:-7402}"
 profile="${QS_PROFILE:-release}"
 
-if ! command -v cargo >/dev/null; then
-  echo "cargo not found: install the Rust toolchain (https://rustup.rs) first" >&2
-  exit 1
-fi
-echo "==> building logferry-agent and logferry-aggregator ($profile)"
-if [[ "$profile" == release ]]; then
-  cargo build --release --bins -p logferry-agent -p logferry-aggregator
+if [[ -n "${QS_BIN_DIR:-}" ]]; then
+  bin="$QS_BIN_DIR"
 else
-  cargo build --bins -p logferry-agent -p logferry-aggregator
+  if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install the Rust toolchain (https://rustup.rs) first" >&2
+    exit 1
+  fi
+  echo "==> building logferry-agent and logferry-aggregator ($profile)"
+  if [[ "$profile" == release ]]; then
+    cargo build --release --bins -p logferry-agent -p logferry-aggregator
+  else
+    cargo build --bins -p logferry-agent -p logferry-aggregator
+  fi
+  bin="${CARGO_TARGET_DIR:-$PWD/target}/$profile"
 fi
-bin="${CARGO_TARGET_DIR:-$PWD/target}/$profile"
 
 rm -rf "$QS_DIR"
 mkdir -p "$QS_DIR/logs"
@@ -77,7 +82,10 @@ if $check; then
     tail -n 20 "$QS_DIR/aggregator.log" "$QS_DIR/agent.log" >&2 || true
     exit 1
   fi
-  curl -fsS "http://127.0.0.1:$QS_ADMIN_PORT/healthz" >/dev/null 2>&1 || { echo "FAILED: admin endpoint not reachable" >&2; exit 1; }
+  if ! curl -fsS "http://127.0.0.1:$QS_ADMIN_PORT/healthz" >/dev/null; then
+    echo "FAILED: admin endpoint http://127.0.0.1:$QS_ADMIN_PORT/healthz not reachable" >&2
+    exit 1
+  fi
   echo "OK: every sample line arrived once"
   exit 0
 fi
