@@ -15,6 +15,7 @@ use hyper_util::service::TowerToHyperService;
 use logferry_shared::runtime::Shutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 /// How long a client may take for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,7 +34,8 @@ pub fn error(status: StatusCode, error: &str, detail: impl Into<serde_json::Valu
 }
 
 /// Serves `router` over TLS on `listener` until `shutdown`, then drains open connections
-/// for at most [`DRAIN_TIMEOUT`].
+/// for at most [`DRAIN_TIMEOUT`] and aborts what is left, so every clone of the router
+/// (and whatever it owns) is dropped when this returns.
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -44,6 +46,7 @@ pub async fn serve_tls(
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(max_connections));
+    let mut conns = JoinSet::new();
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p {
@@ -64,11 +67,13 @@ pub async fn serve_tls(
             },
             _ = shutdown.wait() => break,
         };
+        // Reap finished connection tasks so the set stays as small as the open connections.
+        while conns.try_join_next().is_some() {}
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        conns.spawn(async move {
             let _permit = permit;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
@@ -93,10 +98,13 @@ pub async fn serve_tls(
         });
     }
     drop(listener);
+    drop(router);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("connections still open after the drain timeout; closing them");
     }
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
 }

@@ -2,9 +2,9 @@
 //!
 //! Answers: 200 `{"status":"accepted","events":N}` once the batch is durable in every
 //! sink, 200 `{"status":"duplicate"}` for a batch accepted before, 401 for a missing or
-//! wrong token, 400 for a malformed frame, 413 for a body or decompressed batch over the
-//! limits, 415 for an unknown codec, 503 (with `Retry-After`) when the sinks cannot take
-//! it now. Every refusal is counted and the process carries on.
+//! wrong token, 400 for a malformed frame, 408 for a body not received within 60 s, 413
+//! for a body or decompressed batch over the limits, 415 for an unknown codec, 503 (with
+//! `Retry-After`) when the sinks cannot take it now. Every refusal is counted and the process carries on.
 
 use std::sync::Arc;
 
@@ -25,6 +25,8 @@ use crate::writer::{Outcome, SinkWriter};
 
 /// The path agents POST batches to.
 pub const BATCH_PATH: &str = "/v1/batch";
+/// How long a client may take to send a request body.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What the ingest handler needs.
 #[derive(Debug)]
@@ -97,13 +99,26 @@ async fn post_batch(
         st.metrics.batch("rejected");
         return too_large(st.max_body_bytes);
     }
-    let bytes = match Limited::new(body, st.max_body_bytes).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+    let collected = tokio::time::timeout(
+        BODY_TIMEOUT,
+        Limited::new(body, st.max_body_bytes).collect(),
+    )
+    .await;
+    let bytes = match collected {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
             st.metrics.batch("rejected");
             return too_large(st.max_body_bytes);
         }
-        Err(e) => return error(StatusCode::BAD_REQUEST, "body read failed", e.to_string()),
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, "body read failed", e.to_string()),
+        Err(_) => {
+            st.metrics.batch("rejected");
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "request timeout",
+                format!("body not received within {}s", BODY_TIMEOUT.as_secs()),
+            );
+        }
     };
     st.metrics.ingest_bytes.inc_by(bytes.len() as u64);
     let limits = st.limits;
