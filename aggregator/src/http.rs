@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use logferry_shared::runtime::Shutdown;
 use tokio::net::TcpListener;
@@ -33,9 +32,11 @@ pub fn error(status: StatusCode, error: &str, detail: impl Into<serde_json::Valu
         .into_response()
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown`, then drains open connections
-/// for at most [`DRAIN_TIMEOUT`] and aborts what is left, so every clone of the router
-/// (and whatever it owns) is dropped when this returns.
+/// Serves `router` over TLS on `listener` until `shutdown`. Then each connection finishes
+/// the requests it has (HTTP/2 GOAWAY, HTTP/1 close after the current response) for at
+/// most [`DRAIN_TIMEOUT`]; what is left is aborted, so every clone of the router (and
+/// whatever it owns) is dropped when this returns. Handshakes in progress are abandoned
+/// at once.
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -44,7 +45,6 @@ pub async fn serve_tls(
     shutdown: Shutdown,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(max_connections));
     let mut conns = JoinSet::new();
     loop {
@@ -72,19 +72,23 @@ pub async fn serve_tls(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
-        let watcher = graceful.watcher();
+        let stop = shutdown.clone();
         conns.spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+            let tls = tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
+                _ = stop.wait() => return,
             };
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
@@ -92,19 +96,31 @@ pub async fn serve_tls(
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT);
             let conn = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+            tokio::pin!(conn);
+            let served = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.wait() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
     drop(router);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after the drain timeout; closing them");
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = conns.len(),
+            "connections still open after the drain timeout; closing them"
+        );
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
     }
-    conns.abort_all();
-    while conns.join_next().await.is_some() {}
 }

@@ -18,7 +18,12 @@ fn quickstart_check_passes() {
     // target/debug/deps/quickstart-xxxx -> target/debug
     let bin_dir = std::env::var_os("LOGFERRY_BIN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| exe.parent().and_then(|p| p.parent()).expect("target dir").to_owned());
+        .unwrap_or_else(|| {
+            exe.parent()
+                .and_then(|p| p.parent())
+                .expect("target dir")
+                .to_owned()
+        });
     assert!(
         bin_dir.join("logferry-agent").exists() && bin_dir.join("logferry-aggregator").exists(),
         "binaries not found in {}: run `cargo build --bins` first",
@@ -37,8 +42,14 @@ fn quickstart_check_passes() {
         .expect("run examples/quickstart.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "quickstart failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("OK: every sample line arrived once"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "quickstart failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("OK: every sample line arrived once"),
+        "{stdout}"
+    );
     let events = std::fs::read_to_string(work.path().join("qs/events.jsonl")).expect("sink file");
     let samples: usize = std::fs::read_dir(repo.join("examples/logs"))
         .expect("examples/logs")
@@ -51,6 +62,8 @@ fn quickstart_check_passes() {
     for line in events.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("sink lines are JSON");
         assert_eq!(v["host"], "quickstart-node");
-        assert!(v["source"]["path"].as_str().is_some_and(|p| p.ends_with(".log")));
+        assert!(v["source"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with(".log")));
     }
 }
