@@ -99,8 +99,12 @@ struct Batcher {
 struct OpenBatch {
     builder: BatchBuilder,
     started: Instant,
-    /// Per file in the batch: source index, path, offset past its last line.
-    files: HashMap<FileKey, (u32, PathBuf, u64)>,
+    /// Per file in the batch: key, source index, path, offset past its last line.
+    files: Vec<(FileKey, u32, PathBuf, u64)>,
+    /// Index into `files` by key; lines come in runs from one file, so the last entry
+    /// used is checked first and the map is consulted only when the file changes.
+    index: HashMap<FileKey, usize>,
+    last: usize,
 }
 
 impl Batcher {
@@ -115,18 +119,25 @@ impl Batcher {
         let open = self.open.get_or_insert_with(|| OpenBatch {
             builder: BatchBuilder::new(&self.host, observed_ms, self.max_bytes + 4096),
             started: Instant::now(),
-            files: HashMap::new(),
+            files: Vec::new(),
+            index: HashMap::new(),
+            last: 0,
         });
-        let entry = open.files.entry(key).or_insert_with(|| {
-            (
-                open.builder.add_source(&path.to_string_lossy(), &[]),
-                path.to_owned(),
-                0,
-            )
-        });
-        entry.2 = end_offset;
+        if open.files.get(open.last).is_none_or(|e| e.0 != key) {
+            open.last = match open.index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    let source = open.builder.add_source(&path.to_string_lossy(), &[]);
+                    open.files.push((key, source, path.to_owned(), 0));
+                    open.index.insert(key, open.files.len() - 1);
+                    open.files.len() - 1
+                }
+            };
+        }
+        let entry = &mut open.files[open.last];
+        entry.3 = end_offset;
         open.builder
-            .push(entry.0, observed_ms, line.flags, line.bytes);
+            .push(entry.1, observed_ms, line.flags, line.bytes);
         self.metrics.lines_read.inc();
         if line.flags & FLAG_TRUNCATED != 0 {
             self.metrics.lines_truncated.inc();
@@ -173,7 +184,7 @@ impl Batcher {
         let checkpoints: Vec<(Vec<u8>, Checkpoint)> = open
             .files
             .into_iter()
-            .map(|(k, (_, path, offset))| (key_bytes(k), Checkpoint { offset, path }))
+            .map(|(k, _, path, offset)| (key_bytes(k), Checkpoint { offset, path }))
             .collect();
         let shutdown = self.shutdown.clone();
         let stop = move || shutdown.is_triggered();
