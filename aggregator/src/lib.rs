@@ -11,6 +11,7 @@ pub mod dedup;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod parse;
 pub mod render;
 pub mod sink;
 pub mod writer;
