@@ -1,8 +1,9 @@
 //! Builds the aggregator from its config and runs it until shutdown.
 //!
-//! Shutdown order: stop accepting connections, let in-flight requests finish (bounded by
-//! the drain timeout), then let the sink writer commit what it holds and stop. Every batch
-//! answered 2xx is durable before the process exits.
+//! Shutdown order: stop accepting connections and let in-flight requests finish (bounded
+//! by the drain timeout), then let the pipeline drain the inbox for a few seconds. Every
+//! batch answered 2xx is durable in the inbox before the answer; what the pipeline did not
+//! reach is processed after the next start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,12 +15,13 @@ use logferry_shared::wire::DecodeLimits;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::admin::{self, AdminState};
 use crate::config::AggregatorConfig;
-use crate::dedup::Dedup;
+use crate::inbox::Inbox;
 use crate::ingest::{self, IngestState};
 use crate::metrics::Metrics;
-use crate::writer::SinkWriter;
-use crate::{admin, http, sink};
+use crate::pipeline::{self, Wake};
+use crate::{http, sink};
 
 /// A started aggregator.
 #[derive(Debug)]
@@ -31,7 +33,8 @@ pub struct Running {
     shutdown: Shutdown,
     ingest: JoinHandle<()>,
     admin: JoinHandle<()>,
-    writer: std::thread::JoinHandle<()>,
+    pipeline: std::thread::JoinHandle<()>,
+    wake: Arc<Wake>,
 }
 
 /// Binds the listeners and starts serving.
@@ -45,12 +48,29 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         cfg.ingest.tls.client_ca.as_deref(),
     )?;
     let metrics = Arc::new(Metrics::new());
-    let dedup = Dedup::open(&cfg.data_dir).context("opening the accepted-batch table")?;
+    let inbox = Arc::new(
+        Inbox::open(&cfg.data_dir.join("inbox"), cfg.inbox.max_bytes)
+            .context("opening the inbox")?,
+    );
     let mut sinks = Vec::new();
     for (name, sc) in &cfg.sinks {
         sinks.push(sink::build(name, sc).with_context(|| format!("sink {name}"))?);
     }
-    let (writer, writer_thread) = SinkWriter::spawn(sinks, dedup, metrics.clone())?;
+    let limits = DecodeLimits {
+        max_frame_bytes: cfg.ingest.max_body_bytes,
+        max_raw_bytes: cfg.ingest.max_decompressed_bytes,
+    };
+    let shutdown = Shutdown::new();
+    let wake = Arc::new(Wake::default());
+    let pipeline = pipeline::spawn(
+        inbox.clone(),
+        sinks,
+        limits,
+        metrics.clone(),
+        wake.clone(),
+        shutdown.clone(),
+    )
+    .context("starting the pipeline")?;
 
     let ingest_listener = TcpListener::bind(cfg.ingest.listen)
         .await
@@ -61,15 +81,12 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     let ingest_addr = ingest_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
-    let shutdown = Shutdown::new();
     let state = Arc::new(IngestState {
         tokens: tokens.into_iter().map(String::into_bytes).collect(),
         max_body_bytes: cfg.ingest.max_body_bytes,
-        limits: DecodeLimits {
-            max_frame_bytes: cfg.ingest.max_body_bytes,
-            max_raw_bytes: cfg.ingest.max_decompressed_bytes,
-        },
-        writer,
+        limits,
+        inbox: inbox.clone(),
+        wake: wake.clone(),
         metrics: metrics.clone(),
     });
     let ingest = tokio::spawn(http::serve_tls(
@@ -79,9 +96,14 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         cfg.ingest.max_connections,
         shutdown.clone(),
     ));
+    let admin_state = AdminState {
+        metrics,
+        inbox: inbox.clone(),
+        data_dir: cfg.data_dir.clone(),
+    };
     let admin_shutdown = shutdown.clone();
     let admin = tokio::spawn(async move {
-        let served = axum::serve(admin_listener, admin::router(metrics))
+        let served = axum::serve(admin_listener, admin::router(admin_state))
             .with_graceful_shutdown(async move { admin_shutdown.wait().await })
             .await;
         if let Err(e) = served {
@@ -90,28 +112,30 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     });
     tracing::info!(component = "ingest", addr = %ingest_addr, mtls = cfg.ingest.tls.client_ca.is_some(), "listening");
     tracing::info!(component = "admin", addr = %admin_addr, "listening");
+    tracing::info!(waiting_batches = inbox.len(), "aggregator started");
     Ok(Running {
         ingest_addr,
         admin_addr,
         shutdown,
         ingest,
         admin,
-        writer: writer_thread,
+        pipeline,
+        wake,
     })
 }
 
 impl Running {
-    /// Stops accepting, drains in-flight requests and the sink writer, and returns.
+    /// Stops accepting, drains in-flight requests, lets the pipeline drain, and returns.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.trigger();
-        // The ingest task owns the router, and with it the last writer handle; once it
-        // ends the writer sees its queue close, commits what it holds and exits.
         let _ = self.ingest.await;
         let _ = tokio::time::timeout(http::DRAIN_TIMEOUT, self.admin).await;
-        tokio::task::spawn_blocking(move || self.writer.join())
+        self.wake.notify();
+        let pipeline = self.pipeline;
+        tokio::task::spawn_blocking(move || pipeline.join())
             .await
-            .context("joining the sink writer")?
-            .map_err(|_| anyhow::anyhow!("the sink writer panicked"))?;
+            .context("joining the pipeline")?
+            .map_err(|_| anyhow::anyhow!("the pipeline panicked"))?;
         Ok(())
     }
 }

@@ -17,15 +17,40 @@ pub const ENV_PREFIX: &str = "LOGFERRY_AGGREGATOR";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregatorConfig {
-    /// Where the aggregator keeps its state (dedup records).
+    /// Where the aggregator keeps its state (the inbox, in `<data_dir>/inbox`).
     pub data_dir: PathBuf,
     /// The agents' HTTPS endpoint.
     pub ingest: IngestConfig,
     /// The admin HTTP endpoint.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// The durable inbox of accepted batches.
+    #[serde(default)]
+    pub inbox: InboxConfig,
     /// Named sinks; every event goes to every sink.
     pub sinks: BTreeMap<String, SinkConfig>,
+}
+
+/// `[inbox]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxConfig {
+    /// Most bytes of accepted, unprocessed batches; above it ingest answers 429.
+    /// Default 256 MiB.
+    #[serde(default = "default_inbox_max_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for InboxConfig {
+    fn default() -> Self {
+        InboxConfig {
+            max_bytes: default_inbox_max_bytes(),
+        }
+    }
+}
+
+fn default_inbox_max_bytes() -> u64 {
+    256 << 20
 }
 
 /// `[ingest]`: where agents send batches.
@@ -163,6 +188,12 @@ impl AggregatorConfig {
             return Err(ConfigError::invalid(
                 "ingest.max_connections",
                 "must be at least 1",
+            ));
+        }
+        if self.inbox.max_bytes < self.ingest.max_body_bytes as u64 {
+            return Err(ConfigError::invalid(
+                "inbox.max_bytes",
+                "must be at least ingest.max_body_bytes",
             ));
         }
         if self.sinks.is_empty() {

@@ -1,10 +1,11 @@
 //! The agents' endpoint: `POST /v1/batch` with one wire frame as the body.
 //!
-//! Answers: 200 `{"status":"accepted","events":N}` once the batch is durable in every
-//! sink, 200 `{"status":"duplicate"}` for a batch accepted before, 401 for a missing or
+//! Answers: 200 `{"status":"accepted","events":N}` once the batch is durable in the
+//! inbox, 200 `{"status":"duplicate"}` for a batch accepted before, 401 for a missing or
 //! wrong token, 400 for a malformed frame, 408 for a body not received within 60 s, 413
-//! for a body or decompressed batch over the limits, 415 for an unknown codec, 503 (with
-//! `Retry-After`) when the sinks cannot take it now. Every refusal is counted and the process carries on.
+//! for a body or decompressed batch over the limits, 415 for an unknown codec, 429 (with
+//! `Retry-After`) when the inbox is full, 503 (with `Retry-After`) when it cannot be
+//! written. Every refusal is counted and the process carries on.
 
 use std::sync::Arc;
 
@@ -19,9 +20,9 @@ use logferry_shared::wire::{self, DecodeLimits, RefusalClass, WireError};
 use subtle::ConstantTimeEq;
 
 use crate::http::error;
+use crate::inbox::{Admit, Inbox, InboxError};
 use crate::metrics::Metrics;
-use crate::render;
-use crate::writer::{Outcome, SinkWriter};
+use crate::pipeline::Wake;
 
 /// The path agents POST batches to.
 pub const BATCH_PATH: &str = "/v1/batch";
@@ -37,8 +38,10 @@ pub struct IngestState {
     pub max_body_bytes: usize,
     /// Frame decoder limits.
     pub limits: DecodeLimits,
-    /// The sink writer.
-    pub writer: SinkWriter,
+    /// Where accepted batches are stored.
+    pub inbox: Arc<Inbox>,
+    /// Wakes the pipeline after a batch is stored.
+    pub wake: Arc<Wake>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -122,17 +125,40 @@ async fn post_batch(
     };
     st.metrics.ingest_bytes.inc_by(bytes.len() as u64);
     let limits = st.limits;
-    let decoded = tokio::task::spawn_blocking(move || -> Result<_, WireError> {
-        let frame = wire::decode_frame(&bytes, &limits)?;
-        let batch = frame.batch()?;
-        let mut lines = Vec::with_capacity(frame.body.len() * 2 + 4096);
-        let events = render::render_batch(&batch, &mut lines);
-        Ok((frame.header, lines, events))
+    let inbox = st.inbox.clone();
+    // Decoding (decompression) and the inbox's fsync are blocking work: off the reactor.
+    let admitted = tokio::task::spawn_blocking(move || -> Result<(Admit, u32), Refusal> {
+        let frame = wire::decode_frame(&bytes, &limits).map_err(Refusal::Wire)?;
+        let events = frame.batch().map_err(Refusal::Wire)?.records.len() as u32;
+        let h = &frame.header;
+        let admit = inbox
+            .admit(&h.agent_id, &h.stream, h.seq, &bytes)
+            .map_err(Refusal::Storage)?;
+        Ok((admit, events))
     })
     .await;
-    let (header, lines, events) = match decoded {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
+    match admitted {
+        Ok(Ok((Admit::Accepted, n))) => {
+            st.wake.notify();
+            st.metrics.batch("accepted");
+            st.metrics.ingest_events.inc_by(u64::from(n));
+            st.metrics.inbox_bytes.set(st.inbox.bytes() as i64);
+            Json(serde_json::json!({"status": "accepted", "events": n})).into_response()
+        }
+        Ok(Ok((Admit::Duplicate, _))) => {
+            st.metrics.batch("duplicate");
+            Json(serde_json::json!({"status": "duplicate"})).into_response()
+        }
+        Ok(Ok((Admit::Full, _))) => {
+            st.metrics.batch("throttled");
+            let detail = format!(
+                "the inbox holds {} of {} bytes; retry later",
+                st.inbox.bytes(),
+                st.inbox.max_bytes()
+            );
+            with_retry_after(error(StatusCode::TOO_MANY_REQUESTS, "inbox full", detail))
+        }
+        Ok(Err(Refusal::Wire(e))) => {
             st.metrics.batch("rejected");
             tracing::warn!(error = %e, "refused a malformed batch");
             let (status, what) = match e.status_class() {
@@ -142,39 +168,39 @@ async fn post_batch(
                     (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unknown codec")
                 }
             };
-            return error(status, what, e.to_string());
+            error(status, what, e.to_string())
         }
-        Err(e) => {
-            tracing::error!(error = %e, "batch decoder task failed");
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-                "decoder task failed",
-            );
-        }
-    };
-    match st
-        .writer
-        .write(header.agent_id, header.stream, header.seq, lines, events)
-        .await
-    {
-        Ok(Outcome::Accepted(n)) => {
-            st.metrics.batch("accepted");
-            st.metrics.ingest_events.inc_by(n as u64);
-            Json(serde_json::json!({"status": "accepted", "events": n})).into_response()
-        }
-        Ok(Outcome::Duplicate) => {
-            st.metrics.batch("duplicate");
-            Json(serde_json::json!({"status": "duplicate"})).into_response()
+        Ok(Err(Refusal::Storage(e))) => {
+            st.metrics.batch("failed");
+            tracing::error!(error = %e, "cannot store a batch in the inbox");
+            with_retry_after(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "inbox unavailable",
+                e.to_string(),
+            ))
         }
         Err(e) => {
             st.metrics.batch("failed");
-            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "sinks unavailable", e);
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            r
+            tracing::error!(error = %e, "batch decoder task failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "decoder task failed",
+            )
         }
     }
+}
+
+/// Why a batch was not admitted.
+enum Refusal {
+    Wire(WireError),
+    Storage(InboxError),
+}
+
+fn with_retry_after(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 fn too_large(limit: usize) -> Response {

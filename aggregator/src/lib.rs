@@ -2,16 +2,17 @@
 //! calls [`app::start`]; tests drive the same code in-process.
 //!
 //! Data path: [`ingest`] (HTTPS, auth, limits) → [`wire`](logferry_shared::wire) decode →
-//! [`render`] → [`writer`] (group commit, dedup) → [`sink`]s.
+//! [`inbox`] (sled: durable, dedup, bounded) → 2xx; then [`pipeline`]: [`render`] →
+//! [`sink`]s → progress recorded in the inbox.
 
 pub mod admin;
 pub mod app;
 pub mod config;
-pub mod dedup;
 pub mod http;
+pub mod inbox;
 pub mod ingest;
 pub mod metrics;
 pub mod parse;
+pub mod pipeline;
 pub mod render;
 pub mod sink;
-pub mod writer;

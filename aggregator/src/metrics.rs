@@ -3,12 +3,13 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 /// Label for batch outcomes.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
-    /// `accepted`, `duplicate`, `rejected` or `failed`.
+    /// `accepted`, `duplicate`, `rejected`, `throttled` or `failed`.
     pub result: &'static str,
 }
 
@@ -35,8 +36,10 @@ pub struct Metrics {
     pub sink_events: Family<SinkLabel, Counter>,
     /// Write or flush errors per sink.
     pub sink_errors: Family<SinkLabel, Counter>,
-    /// Failures to persist the dedup table.
-    pub dedup_save_errors: Counter,
+    /// Stored batches that could not be decoded (damaged on disk) and were dropped.
+    pub inbox_corrupt_frames: Counter,
+    /// Bytes of batches waiting in the inbox.
+    pub inbox_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -57,7 +60,8 @@ impl Metrics {
             auth_failures: Counter::default(),
             sink_events: Family::default(),
             sink_errors: Family::default(),
-            dedup_save_errors: Counter::default(),
+            inbox_corrupt_frames: Counter::default(),
+            inbox_bytes: Gauge::default(),
         };
         registry.register(
             "ingest_batches",
@@ -90,9 +94,14 @@ impl Metrics {
             m.sink_errors.clone(),
         );
         registry.register(
-            "dedup_save_errors",
-            "Failures to persist the accepted-batch table",
-            m.dedup_save_errors.clone(),
+            "inbox_corrupt_frames",
+            "Stored batches that could not be decoded and were dropped",
+            m.inbox_corrupt_frames.clone(),
+        );
+        registry.register(
+            "inbox_bytes",
+            "Bytes of batches waiting in the inbox",
+            m.inbox_bytes.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -12,6 +12,8 @@ pub struct FileSink {
     name: String,
     path: PathBuf,
     file: File,
+    /// Bytes in the file (what has been written through this handle included).
+    len: u64,
     unsynced: bool,
 }
 
@@ -24,10 +26,12 @@ impl FileSink {
             }
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let len = file.metadata()?.len();
         Ok(FileSink {
             name: name.to_owned(),
             path: path.to_owned(),
             file,
+            len,
             unsynced: false,
         })
     }
@@ -42,7 +46,28 @@ impl Sink for FileSink {
         self.unsynced = true;
         self.file
             .write_all(lines)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))?;
+        self.len += lines.len() as u64;
+        Ok(())
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.len)
+    }
+
+    fn rewind_to(&mut self, position: u64) -> std::io::Result<()> {
+        let actual = self.file.metadata()?.len();
+        if actual > position {
+            tracing::warn!(path = %self.path.display(), from = actual, to = position,
+                "cutting off events written after the last recorded position; they are written again");
+            self.file.set_len(position)?;
+            self.file.sync_all()?;
+        } else if actual < position {
+            tracing::warn!(path = %self.path.display(), size = actual, recorded = position,
+                "the file is shorter than recorded (rotated or truncated by someone else); appending");
+        }
+        self.len = self.file.metadata()?.len();
+        Ok(())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

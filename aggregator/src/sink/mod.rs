@@ -2,8 +2,9 @@
 //! registered in [`build`]; nothing else needs to change to add one.
 //!
 //! Contract: `write` may buffer; after `flush` returns `Ok`, everything written before it
-//! is durable (for a file: on disk, fsynced). The aggregator acknowledges a batch to the
-//! agent only after every sink's `flush` succeeded.
+//! is durable (for a file: on disk, fsynced). The pipeline records each sink's
+//! [`Sink::position`] after a flush, together with the inbox progress, and rewinds sinks
+//! to it after a crash, which makes a file sink exactly-once.
 
 mod file;
 mod stdout;
@@ -21,6 +22,15 @@ pub trait Sink: Send {
     fn write(&mut self, lines: &[u8]) -> std::io::Result<()>;
     /// Makes everything written so far durable.
     fn flush(&mut self) -> std::io::Result<()>;
+    /// A position that identifies how much is durable (a file's length), recorded with
+    /// the inbox's progress; `None` for sinks that cannot rewind (stdout).
+    fn position(&self) -> Option<u64> {
+        None
+    }
+    /// Drops whatever was written after `position` (from a crash, or a failed round).
+    fn rewind_to(&mut self, _position: u64) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Builds the sink a config entry describes.
