@@ -62,8 +62,10 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     };
     let shutdown = Shutdown::new();
     let wake = Arc::new(Wake::default());
+    let detector = cfg.detector()?;
     let pipeline = pipeline::spawn(
         inbox.clone(),
+        detector,
         sinks,
         limits,
         metrics.clone(),

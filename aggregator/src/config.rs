@@ -27,8 +27,102 @@ pub struct AggregatorConfig {
     /// The durable inbox of accepted batches.
     #[serde(default)]
     pub inbox: InboxConfig,
+    /// How lines are parsed.
+    #[serde(default)]
+    pub parse: ParseConfig,
     /// Named sinks; every event goes to every sink.
     pub sinks: BTreeMap<String, SinkConfig>,
+}
+
+/// `[parse]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParseConfig {
+    /// Zone for timestamps that carry none: `UTC` (default), an offset like `+02:00`, or an
+    /// IANA name like `Europe/Berlin`.
+    #[serde(default = "default_zone")]
+    pub zone: String,
+    /// Formats forced per source, first match wins; other sources are auto-detected.
+    #[serde(default)]
+    pub sources: Vec<SourceFormatConfig>,
+    /// User-defined formats.
+    #[serde(default)]
+    pub custom: Vec<CustomFormatConfig>,
+}
+
+impl Default for ParseConfig {
+    fn default() -> Self {
+        ParseConfig {
+            zone: default_zone(),
+            sources: Vec::new(),
+            custom: Vec::new(),
+        }
+    }
+}
+
+fn default_zone() -> String {
+    "UTC".to_owned()
+}
+
+/// `[[parse.sources]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceFormatConfig {
+    /// Glob over the event's `source.path`.
+    pub path: String,
+    /// A format name (`json`, `logfmt`, `access`, ..., a custom name) or `auto`.
+    pub format: String,
+}
+
+/// `[[parse.custom]]`: exactly one of `regex` and `grok`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomFormatConfig {
+    /// The format's name.
+    pub name: String,
+    /// A regex with named groups (`timestamp`, `level`, `message`, others become fields).
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// A grok pattern such as `%{TIMESTAMP_ISO8601:timestamp} %{LOGLEVEL:level} %{GREEDYDATA:message}`.
+    #[serde(default)]
+    pub grok: Option<String>,
+}
+
+impl AggregatorConfig {
+    /// Builds the parser detector this config describes.
+    pub fn detector(&self) -> Result<crate::parse::detect::Detector, ConfigError> {
+        use crate::parse::custom::CustomPattern;
+        use crate::parse::detect::{CustomFormat, Detector};
+        let zone = crate::parse::Zone::parse(&self.parse.zone)
+            .map_err(|e| ConfigError::invalid("parse.zone", e))?;
+        let mut custom = Vec::new();
+        for (i, c) in self.parse.custom.iter().enumerate() {
+            let pattern = match (&c.regex, &c.grok) {
+                (Some(r), None) => CustomPattern::Regex(r.clone()),
+                (None, Some(g)) => CustomPattern::Grok(g.clone()),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        format!("parse.custom[{i}]"),
+                        "set exactly one of regex and grok",
+                    ))
+                }
+            };
+            custom.push(CustomFormat {
+                name: c.name.clone(),
+                pattern,
+            });
+        }
+        let sources: Vec<(String, String)> = self
+            .parse
+            .sources
+            .iter()
+            .map(|s| (s.path.clone(), s.format.clone()))
+            .collect();
+        Detector::new(zone, &sources, &custom).map_err(|e| match e.split_once(": ") {
+            Some((key, msg)) => ConfigError::invalid(key, msg),
+            None => ConfigError::invalid("parse", e),
+        })
+    }
 }
 
 /// `[inbox]`.
@@ -199,6 +293,7 @@ impl AggregatorConfig {
         if self.sinks.is_empty() {
             return Err(ConfigError::invalid("sinks", "configure at least one sink"));
         }
+        self.detector()?;
         Ok(())
     }
 

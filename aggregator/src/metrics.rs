@@ -20,6 +20,13 @@ pub struct SinkLabel {
     pub sink: String,
 }
 
+/// Label naming a log format (a bounded set: built-in and configured formats).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FormatLabel {
+    /// Format name.
+    pub format: &'static str,
+}
+
 /// Every metric the aggregator exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -40,6 +47,10 @@ pub struct Metrics {
     pub inbox_corrupt_frames: Counter,
     /// Bytes of batches waiting in the inbox.
     pub inbox_bytes: Gauge,
+    /// Events parsed, per format.
+    pub parse_events: Family<FormatLabel, Counter>,
+    /// Lines that did not parse as expected and were kept as plain text.
+    pub parse_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -62,6 +73,8 @@ impl Metrics {
             sink_errors: Family::default(),
             inbox_corrupt_frames: Counter::default(),
             inbox_bytes: Gauge::default(),
+            parse_events: Family::default(),
+            parse_errors: Counter::default(),
         };
         registry.register(
             "ingest_batches",

@@ -18,7 +18,10 @@ use logferry_shared::runtime::Shutdown;
 use logferry_shared::wire::{self, DecodeLimits};
 
 use crate::inbox::Inbox;
-use crate::metrics::{Metrics, SinkLabel};
+use logferry_shared::event::Timestamp;
+
+use crate::metrics::{FormatLabel, Metrics, SinkLabel};
+use crate::parse::detect::Detector;
 use crate::render;
 use crate::sink::Sink;
 
@@ -57,6 +60,7 @@ impl Wake {
 /// Starts the pipeline thread. Sinks are rewound to their recorded positions first.
 pub fn spawn(
     inbox: Arc<Inbox>,
+    mut detector: Detector,
     mut sinks: Vec<Box<dyn Sink>>,
     limits: DecodeLimits,
     metrics: Arc<Metrics>,
@@ -71,11 +75,22 @@ pub fn spawn(
     }
     std::thread::Builder::new()
         .name("pipeline".into())
-        .spawn(move || run(&inbox, &mut sinks, limits, &metrics, &wake, &shutdown))
+        .spawn(move || {
+            run(
+                &inbox,
+                &mut detector,
+                &mut sinks,
+                limits,
+                &metrics,
+                &wake,
+                &shutdown,
+            )
+        })
 }
 
 fn run(
     inbox: &Inbox,
+    detector: &mut Detector,
     sinks: &mut [Box<dyn Sink>],
     limits: DecodeLimits,
     metrics: &Metrics,
@@ -104,13 +119,23 @@ fn run(
             continue;
         }
         lines.clear();
-        let mut events = 0usize;
+        let mut events = 0u64;
+        detector.set_now(Timestamp::now());
         for (key, frame) in &frames {
             match wire::decode_frame(frame, &limits).and_then(|f| {
                 let batch = f.batch()?;
-                Ok(render::render_batch(&batch, &mut lines))
+                Ok(render::render_batch(&batch, detector, &mut lines))
             }) {
-                Ok(n) => events += n,
+                Ok(stats) => {
+                    events += stats.events();
+                    for (format, n) in &stats.per_format {
+                        metrics
+                            .parse_events
+                            .get_or_create(&FormatLabel { format })
+                            .inc_by(*n);
+                    }
+                    metrics.parse_errors.inc_by(stats.parse_errors);
+                }
                 Err(e) => {
                     // Frames were checked at ingest; this means the stored copy is damaged.
                     metrics.inbox_corrupt_frames.inc();
@@ -134,7 +159,7 @@ fn run(
                         .get_or_create(&SinkLabel {
                             sink: sink.name().to_owned(),
                         })
-                        .inc_by(events as u64);
+                        .inc_by(events);
                 }
                 metrics.inbox_bytes.set(inbox.bytes() as i64);
             }

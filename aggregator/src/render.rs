@@ -5,14 +5,20 @@
 //! serde_json). The shape is exactly [`logferry_shared::event::Event`]'s; a test parses the
 //! output back into `Event` to keep the two in step.
 //!
-//! Until the parsing stage exists every line is `format: "raw"`: the message is the line
-//! (invalid UTF-8 replaced by U+FFFD and flagged), the timestamp is the time the agent
-//! read it, and flags from the agent become boolean fields.
+//! Each line goes through the [`Detector`]: `format` names the parser that matched,
+//! `timestamp` is the line's own time (or the time the agent read it), `level` and
+//! `message` come from the parser, and `fields` holds the agent's flags (`truncated`,
+//! `invalid_utf8` — bytes replaced by U+FFFD —, `no_newline`), `parse_error` when the line
+//! did not parse as expected, and what the parser extracted.
 
+use std::fmt::Write as _;
 use std::io::Write;
 
 use logferry_shared::event::Timestamp;
 use logferry_shared::wire::{Batch, SourceRef, FLAG_INVALID_UTF8, FLAG_NO_NEWLINE, FLAG_TRUNCATED};
+
+use crate::parse::detect::{Detector, SourcePlan};
+use crate::parse::Value;
 
 /// Kubernetes attribute keys the agent may attach to a source, in output order.
 const K8S_ATTRS: [(&str, &str); 4] = [
@@ -53,62 +59,169 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-/// Appends one JSON line per record of `batch` to `out`; returns the number written.
-pub fn render_batch(batch: &Batch<'_>, out: &mut Vec<u8>) -> usize {
+/// What rendering a batch found, for the metrics.
+#[derive(Debug, Default)]
+pub struct RenderStats {
+    /// Events per format name.
+    pub per_format: Vec<(&'static str, u64)>,
+    /// Lines kept as plain text because they did not parse as expected.
+    pub parse_errors: u64,
+}
+
+impl RenderStats {
+    fn count(&mut self, format: &'static str) {
+        match self.per_format.iter_mut().find(|(f, _)| *f == format) {
+            Some((_, n)) => *n += 1,
+            None => self.per_format.push((format, 1)),
+        }
+    }
+
+    /// Total events.
+    pub fn events(&self) -> u64 {
+        self.per_format.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Parses every record of `batch` and appends one JSON line per event to `out`.
+pub fn render_batch(batch: &Batch<'_>, detector: &mut Detector, out: &mut Vec<u8>) -> RenderStats {
     let sources: Vec<SourceJson> = batch.sources.iter().map(source_json).collect();
+    let mut plans: Vec<SourcePlan> = batch
+        .sources
+        .iter()
+        .map(|s| detector.plan(s.path))
+        .collect();
     let mut host = Vec::with_capacity(batch.host.len() + 10);
     if !batch.host.is_empty() {
         host.extend_from_slice(br#","host":"#);
         write_str(&mut host, batch.host);
     }
-    let mut last_ms = u64::MAX;
-    let mut ts = String::new();
+    let mut stats = RenderStats::default();
+    let mut observed_cache = (u64::MAX, String::new());
+    let mut ts_buf = String::new();
     for rec in &batch.records {
-        if rec.observed_ms != last_ms {
-            last_ms = rec.observed_ms;
-            ts.clear();
-            use std::fmt::Write as _;
-            let _ = write!(ts, "\"{}\"", Timestamp::from_millis(rec.observed_ms));
+        let src = rec.source as usize;
+        let (Some(plan), Some(source)) = (plans.get_mut(src), sources.get(src)) else {
+            // parse_body guarantees every record's source index is in range.
+            continue;
+        };
+        if rec.observed_ms != observed_cache.0 {
+            observed_cache.0 = rec.observed_ms;
+            observed_cache.1.clear();
+            let _ = write!(
+                observed_cache.1,
+                "\"{}\"",
+                Timestamp::from_millis(rec.observed_ms)
+            );
         }
         let mut flags = rec.flags;
-        let message = match std::str::from_utf8(rec.line) {
+        let text = match std::str::from_utf8(rec.line) {
             Ok(s) => std::borrow::Cow::Borrowed(s),
             Err(_) => {
                 flags |= FLAG_INVALID_UTF8;
                 String::from_utf8_lossy(rec.line)
             }
         };
+        let d = detector.detect(plan, &text);
+        stats.count(d.format);
+        if d.parse_error {
+            stats.parse_errors += 1;
+        }
         out.extend_from_slice(br#"{"timestamp":"#);
-        out.extend_from_slice(ts.as_bytes());
-        out.extend_from_slice(br#","observed_timestamp":"#);
-        out.extend_from_slice(ts.as_bytes());
-        out.extend_from_slice(br#","message":"#);
-        write_str(out, &message);
-        out.extend_from_slice(&host);
-        out.extend_from_slice(br#","format":"raw""#);
-        // parse_body guarantees every record's source index is in range.
-        if let Some(src) = sources.get(rec.source as usize) {
-            out.extend_from_slice(&src.source);
-            out.extend_from_slice(&src.k8s);
-        }
-        out.extend_from_slice(br#","fields":{"#);
-        let mut first = true;
-        for (bit, name) in [
-            (FLAG_TRUNCATED, "truncated"),
-            (FLAG_INVALID_UTF8, "invalid_utf8"),
-            (FLAG_NO_NEWLINE, "no_newline"),
-        ] {
-            if flags & bit != 0 {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                let _ = write!(out, "\"{name}\":true");
+        match d.parsed.timestamp {
+            Some(t) => {
+                ts_buf.clear();
+                let _ = write!(ts_buf, "\"{t}\"");
+                out.extend_from_slice(ts_buf.as_bytes());
             }
+            None => out.extend_from_slice(observed_cache.1.as_bytes()),
         }
-        out.extend_from_slice(b"}}\n");
+        out.extend_from_slice(br#","observed_timestamp":"#);
+        out.extend_from_slice(observed_cache.1.as_bytes());
+        if let Some(level) = d.parsed.level {
+            out.extend_from_slice(br#","level":""#);
+            out.extend_from_slice(level.as_str().as_bytes());
+            out.push(b'"');
+        }
+        out.extend_from_slice(br#","message":"#);
+        write_str(out, &d.parsed.message);
+        out.extend_from_slice(&host);
+        out.extend_from_slice(br#","format":""#);
+        out.extend_from_slice(d.format.as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(&source.source);
+        out.extend_from_slice(&source.k8s);
+        write_fields(out, &d.parsed.fields, flags, d.parse_error);
+        out.extend_from_slice(b"}\n");
     }
-    batch.records.len()
+    for (s, plan) in batch.sources.iter().zip(&plans) {
+        detector.remember(s.path, plan);
+    }
+    stats
+}
+
+/// Agent flags and the parse flag, as (bit or marker, field name).
+const FLAG_FIELDS: [(u8, &str); 3] = [
+    (FLAG_TRUNCATED, "truncated"),
+    (FLAG_INVALID_UTF8, "invalid_utf8"),
+    (FLAG_NO_NEWLINE, "no_newline"),
+];
+
+fn write_fields(
+    out: &mut Vec<u8>,
+    fields: &[(std::borrow::Cow<'_, str>, Value<'_>)],
+    flags: u8,
+    parse_error: bool,
+) {
+    out.extend_from_slice(br#","fields":{"#);
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+    };
+    let mut reserved: [&str; 4] = [""; 4];
+    let mut n_reserved = 0;
+    for (bit, name) in FLAG_FIELDS {
+        if flags & bit != 0 {
+            sep(out);
+            let _ = write!(out, "\"{name}\":true");
+            reserved[n_reserved] = name;
+            n_reserved += 1;
+        }
+    }
+    if parse_error {
+        sep(out);
+        out.extend_from_slice(br#""parse_error":true"#);
+        reserved[n_reserved] = "parse_error";
+        n_reserved += 1;
+    }
+    for (k, v) in fields {
+        // A flag set above wins over a parsed field of the same name (keys stay unique).
+        if reserved[..n_reserved].contains(&k.as_ref()) {
+            continue;
+        }
+        sep(out);
+        write_str(out, k);
+        out.push(b':');
+        write_value(out, v);
+    }
+    out.push(b'}');
+}
+
+fn write_value(out: &mut Vec<u8>, v: &Value<'_>) {
+    match v {
+        Value::Str(s) => write_str(out, s),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) if f.is_finite() => {
+            let _ = write!(out, "{f}");
+        }
+        Value::Float(_) | Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Json(raw) => out.extend_from_slice(raw.as_bytes()),
+    }
 }
 
 #[cfg(test)]
@@ -118,11 +231,10 @@ mod tests {
     use logferry_shared::event::{Event, K8s, Source};
     use logferry_shared::wire::{decode_frame, BatchBuilder, DecodeLimits};
 
-    #[test]
-    fn rendered_lines_are_events_in_the_documented_shape() {
+    fn render(lines: &[(u32, u8, &[u8])]) -> (Vec<String>, RenderStats) {
         let mut b = BatchBuilder::new("node-\"1\"", 1_795_341_600_123, 256);
-        let plain = b.add_source("/var/log/app.log", &[]);
-        let pod = b.add_source(
+        b.add_source("/var/log/app.log", &[]);
+        b.add_source(
             "/var/log/pods/shop_api-7d9_u1/api/0.log",
             &[
                 ("k8s.namespace", "shop"),
@@ -131,21 +243,32 @@ mod tests {
                 ("other", "x"),
             ],
         );
-        b.push(plain, 1_795_341_600_123, 0, b"db timeout \"quoted\"\ttab");
-        b.push(pod, 1_795_341_600_130, FLAG_TRUNCATED, b"bad \xff byte");
+        for (i, (src, flags, line)) in lines.iter().enumerate() {
+            b.push(*src, 1_795_341_600_123 + i as u64, *flags, line);
+        }
         let mut c = Compressor::new(Codec::None, 0).unwrap();
         let frame = b.seal("a", "s", 1, &mut c).unwrap();
         let decoded = decode_frame(&frame, &DecodeLimits::default()).unwrap();
+        let mut detector = Detector::new(crate::parse::Zone::Utc, &[], &[]).unwrap();
         let mut out = Vec::new();
-        assert_eq!(render_batch(&decoded.batch().unwrap(), &mut out), 2);
+        let stats = render_batch(&decoded.batch().unwrap(), &mut detector, &mut out);
         let text = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2);
+        (text.lines().map(str::to_owned).collect(), stats)
+    }
+
+    #[test]
+    fn rendered_lines_are_events_in_the_documented_shape() {
+        let (lines, stats) = render(&[
+            (0, 0, br#"{"time":"2026-11-22T10:00:00.5Z","level":"error","msg":"db \"timeout\"","user_id":42,"ctx":{"a":[1,2]}}"#),
+            (1, FLAG_TRUNCATED, b"bad \xff byte"),
+            (0, 0, br#"{"level":"info", broken}"#),
+        ]);
+        assert_eq!(lines.len(), 3);
         assert_eq!(
             lines[0],
-            r#"{"timestamp":"2026-11-22T10:00:00.123Z","observed_timestamp":"2026-11-22T10:00:00.123Z","message":"db timeout \"quoted\"\ttab","host":"node-\"1\"","format":"raw","source":{"type":"file","path":"/var/log/app.log"},"fields":{}}"#
+            r#"{"timestamp":"2026-11-22T10:00:00.500Z","observed_timestamp":"2026-11-22T10:00:00.123Z","level":"error","message":"db \"timeout\"","host":"node-\"1\"","format":"json","source":{"type":"file","path":"/var/log/app.log"},"fields":{"user_id":42,"ctx":{"a":[1,2]}}}"#
         );
-        let e0: Event = serde_json::from_str(lines[0]).unwrap();
+        let e0: Event = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(
             e0.source,
             Source {
@@ -153,8 +276,9 @@ mod tests {
                 path: Some("/var/log/app.log".into())
             }
         );
-        let e1: Event = serde_json::from_str(lines[1]).unwrap();
+        let e1: Event = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(e1.message, "bad \u{fffd} byte");
+        assert_eq!(e1.format, "plain");
         assert_eq!(e1.fields["truncated"], true);
         assert_eq!(e1.fields["invalid_utf8"], true);
         assert_eq!(
@@ -166,6 +290,23 @@ mod tests {
                 pod_uid: None
             })
         );
-        assert_eq!(e1.observed_timestamp.as_millis(), 1_795_341_600_130);
+        assert_eq!(e1.observed_timestamp.as_millis(), 1_795_341_600_124);
+        assert_eq!(
+            e1.timestamp, e1.observed_timestamp,
+            "no time in the line: observed time"
+        );
+        let e2: Event = serde_json::from_str(&lines[2]).unwrap();
+        assert_eq!(e2.fields["parse_error"], true, "looks like JSON but is not");
+        assert_eq!(e2.message, r#"{"level":"info", broken}"#);
+        assert_eq!(stats.events(), 3);
+        assert_eq!(stats.parse_errors, 1);
+    }
+
+    #[test]
+    fn a_parsed_field_named_like_a_flag_does_not_duplicate_the_key() {
+        let (lines, _) = render(&[(0, FLAG_TRUNCATED, br#"{"msg":"x","truncated":"no"}"#)]);
+        let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(v["fields"]["truncated"], true);
+        assert_eq!(lines[0].matches("\"truncated\"").count(), 1);
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod custom;
+pub mod detect;
 pub mod golog;
 pub mod java;
 pub mod json;
@@ -86,7 +87,20 @@ pub trait Parser: Send + Sync {
     fn parse<'a>(&self, line: &'a str, ctx: &ParseContext) -> Option<Parsed<'a>>;
 }
 
-/// Every built-in parser, in detection order (most specific first; plain text last).
+/// Every built-in parser, in detection order: the most specific first, plain text last
+/// (it always matches).
 pub fn builtin() -> Vec<Box<dyn Parser>> {
-    Vec::new()
+    vec![
+        Box::new(json::JsonParser),
+        Box::new(syslog::SyslogParser),
+        Box::new(access::AccessParser),
+        Box::new(weberror::NginxErrorParser),
+        Box::new(weberror::ApacheErrorParser),
+        Box::new(klog::KlogParser),
+        Box::new(logfmt::LogfmtParser),
+        Box::new(python::PythonParser),
+        Box::new(java::JavaParser),
+        Box::new(golog::GoLogParser),
+        Box::new(plain::PlainParser),
+    ]
 }
