@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use logferry_shared::codec::Codec;
-use logferry_shared::config::{self, ConfigError};
+use logferry_shared::config::{self, require_file, ConfigError};
 use serde::Deserialize;
 
 /// Environment override prefix.
@@ -409,20 +409,6 @@ impl AgentConfig {
                 Codec::Gzip => 6,
                 _ => 1,
             })
-    }
-}
-
-fn require_file(key: &str, path: &Path) -> Result<(), ConfigError> {
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_file() => Ok(()),
-        Ok(_) => Err(ConfigError::invalid(
-            key,
-            format!("{} is not a file", path.display()),
-        )),
-        Err(e) => Err(ConfigError::invalid(
-            key,
-            format!("{}: {e}", path.display()),
-        )),
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use logferry_shared::config::{self, ConfigError};
+use logferry_shared::config::{self, require_file, ConfigError};
 use serde::Deserialize;
 
 /// Environment override prefix.
@@ -316,20 +316,6 @@ impl AggregatorConfig {
             tokens.push(t);
         }
         Ok(tokens)
-    }
-}
-
-fn require_file(key: &str, path: &Path) -> Result<(), ConfigError> {
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_file() => Ok(()),
-        Ok(_) => Err(ConfigError::invalid(
-            key,
-            format!("{} is not a file", path.display()),
-        )),
-        Err(e) => Err(ConfigError::invalid(
-            key,
-            format!("{}: {e}", path.display()),
-        )),
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use logferry_aggregator::{app, config::AggregatorConfig};
-use logferry_shared::runtime::{self, Signal};
+use logferry_shared::runtime;
 use logferry_shared::tls::DevCerts;
 
 #[derive(Parser)]
@@ -97,14 +97,7 @@ fn load(path: Option<PathBuf>) -> anyhow::Result<AggregatorConfig> {
 #[tokio::main]
 async fn run(cfg: AggregatorConfig) -> anyhow::Result<()> {
     let running = app::start(cfg).await?;
-    loop {
-        match runtime::next_signal().await {
-            Signal::Shutdown => break,
-            Signal::Reload => tracing::warn!(
-                "SIGHUP: configuration reload is not supported yet; restart to apply changes"
-            ),
-        }
-    }
+    runtime::wait_for_shutdown().await;
     tracing::info!("shutting down");
     running.stop().await?;
     tracing::info!("stopped");

@@ -261,6 +261,21 @@ fn expand(expr: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, St
     }
 }
 
+/// Checks that `path` names a readable regular file; the error names `key`.
+pub fn require_file(key: &str, path: &Path) -> Result<(), ConfigError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(ConfigError::invalid(
+            key,
+            format!("{} is not a file", path.display()),
+        )),
+        Err(e) => Err(ConfigError::invalid(
+            key,
+            format!("{}: {e}", path.display()),
+        )),
+    }
+}
+
 /// Reads a secret from a file, trimming one trailing newline (as `echo` and editors add).
 pub fn read_secret_file(path: &Path) -> std::io::Result<String> {
     let s = std::fs::read_to_string(path)?;

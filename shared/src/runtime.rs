@@ -58,6 +58,21 @@ pub async fn next_signal() -> Signal {
     }
 }
 
+/// Waits until SIGTERM or SIGINT. SIGHUP is logged and ignored: configuration reload is
+/// not supported yet, so a restart applies changes.
+pub async fn wait_for_shutdown() {
+    loop {
+        match next_signal().await {
+            Signal::Shutdown => return,
+            Signal::Reload => {
+                tracing::warn!(
+                    "SIGHUP: configuration reload is not supported yet; restart to apply changes"
+                )
+            }
+        }
+    }
+}
+
 /// A shutdown flag that every task can watch: `trigger` once, `wait` anywhere.
 #[derive(Debug, Clone)]
 pub struct Shutdown {
