@@ -67,11 +67,23 @@ pub fn spawn(
     wake: Arc<Wake>,
     shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
+    let mut first_seen = Vec::new();
     for sink in sinks.iter_mut() {
-        let recorded = inbox.position(sink.name()).map_err(std::io::Error::other)?;
-        if let Some(pos) = recorded {
-            sink.rewind_to(pos)?;
+        let key = sink.position_key();
+        match inbox.position(&key).map_err(std::io::Error::other)? {
+            Some(pos) => sink.rewind_to(pos)?,
+            // A sink seen for the first time: record where it starts, so a failed first
+            // round can be cut back too.
+            None => {
+                if let Some(pos) = sink.position() {
+                    first_seen.push((key, pos));
+                }
+            }
         }
+    }
+    if !first_seen.is_empty() {
+        let named: Vec<(&str, u64)> = first_seen.iter().map(|(k, p)| (k.as_str(), *p)).collect();
+        inbox.complete(&[], &named).map_err(std::io::Error::other)?;
     }
     std::thread::Builder::new()
         .name("pipeline".into())
@@ -149,7 +161,10 @@ fn run(
                 let named: Vec<(&str, u64)> =
                     positions.iter().map(|(n, p)| (n.as_str(), *p)).collect();
                 if let Err(e) = inbox.complete(&keys, &named) {
-                    tracing::error!(error = %e, "cannot record progress in the inbox; the batches will be written again after a restart");
+                    tracing::error!(error = %e, "cannot record progress in the inbox; retrying the batches");
+                    // The sinks hold lines the inbox does not know are done: cut them back so
+                    // the retry writes each line once.
+                    rewind_all(inbox, sinks);
                     wake.wait(ERROR_BACKOFF);
                     continue;
                 }
@@ -170,18 +185,23 @@ fn run(
                     .inc();
                 tracing::error!(sink = %sink, error = %e, "sink write failed; retrying (batches stay in the inbox)");
                 // Rewind every sink to its recorded position so the retry writes each line once.
-                for s in sinks.iter_mut() {
-                    if let Ok(Some(pos)) = inbox.position(s.name()) {
-                        if let Err(e) = s.rewind_to(pos) {
-                            tracing::error!(sink = %s.name(), error = %e, "cannot rewind sink");
-                        }
-                    }
-                }
+                rewind_all(inbox, sinks);
                 wake.wait(ERROR_BACKOFF);
             }
         }
     }
     tracing::info!(waiting = inbox.len(), "pipeline stopped");
+}
+
+/// Cuts every sink back to its recorded position (recorded at start-up at the latest).
+fn rewind_all(inbox: &Inbox, sinks: &mut [Box<dyn Sink>]) {
+    for s in sinks.iter_mut() {
+        if let Ok(Some(pos)) = inbox.position(&s.position_key()) {
+            if let Err(e) = s.rewind_to(pos) {
+                tracing::error!(sink = %s.name(), error = %e, "cannot rewind sink");
+            }
+        }
+    }
 }
 
 /// Writes `lines` to every sink and makes them durable; returns each sink's position.
@@ -198,8 +218,60 @@ fn write_all(
         }
         sink.flush().map_err(|e| (name.clone(), e))?;
         if let Some(pos) = sink.position() {
-            positions.push((name, pos));
+            positions.push((sink.position_key(), pos));
         }
     }
     Ok(positions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::FileSink;
+
+    fn start(inbox: Arc<Inbox>, sink: FileSink, shutdown: &Shutdown) -> JoinHandle<()> {
+        let detector = Detector::new(crate::parse::Zone::Utc, &[], &[]).unwrap();
+        spawn(
+            inbox,
+            detector,
+            vec![Box::new(sink)],
+            DecodeLimits::default(),
+            Arc::new(Metrics::new()),
+            Arc::new(Wake::default()),
+            shutdown.clone(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_sink_is_cut_back_only_in_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = Arc::new(Inbox::open(&dir.path().join("inbox"), 1 << 20).unwrap());
+        let a = dir.path().join("a.jsonl");
+        let b = dir.path().join("b.jsonl");
+        std::fs::write(&a, vec![b'x'; 100]).unwrap();
+        std::fs::write(&b, vec![b'y'; 100]).unwrap();
+        // A crash left 40 unrecorded bytes in a.jsonl: its recorded length is 60.
+        inbox
+            .complete(&[], &[(&format!("file:{}", a.display()), 60)])
+            .unwrap();
+
+        // The same sink name pointed at b.jsonl: b is never cut back.
+        let shutdown = Shutdown::new();
+        shutdown.trigger();
+        start(inbox.clone(), FileSink::open("out", &b).unwrap(), &shutdown)
+            .join()
+            .unwrap();
+        assert_eq!(std::fs::metadata(&b).unwrap().len(), 100);
+        assert_eq!(
+            inbox.position(&format!("file:{}", b.display())).unwrap(),
+            Some(100)
+        );
+
+        // Pointed back at a.jsonl: cut back to its recorded 60 bytes.
+        start(inbox.clone(), FileSink::open("out", &a).unwrap(), &shutdown)
+            .join()
+            .unwrap();
+        assert_eq!(std::fs::metadata(&a).unwrap().len(), 60);
+    }
 }

@@ -55,6 +55,10 @@ impl Sink for FileSink {
         Some(self.len)
     }
 
+    fn position_key(&self) -> String {
+        format!("file:{}", self.path.display())
+    }
+
     fn rewind_to(&mut self, position: u64) -> std::io::Result<()> {
         let actual = self.file.metadata()?.len();
         if actual > position {

@@ -27,6 +27,12 @@ pub trait Sink: Send {
     fn position(&self) -> Option<u64> {
         None
     }
+    /// The key the position is recorded under: what the position is a position *in*
+    /// (for a file, its path), so a sink pointed at another file never applies an old
+    /// position to it.
+    fn position_key(&self) -> String {
+        self.name().to_owned()
+    }
     /// Drops whatever was written after `position` (from a crash, or a failed round).
     fn rewind_to(&mut self, _position: u64) -> std::io::Result<()> {
         Ok(())
