@@ -214,6 +214,17 @@ impl Aggregator {
         sink::read_events(&self.sink_path)
     }
 
+    /// The sink's events once it holds at least `n` (or an error after 20 s). A 2xx means
+    /// the batch is durable in the inbox; the pipeline writes it to the sink just after.
+    pub fn events_once(&self, n: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+        crate::wait_until(
+            Duration::from_secs(20),
+            &format!("{n} events in the sink"),
+            || sink::count_lines(&self.sink_path).unwrap_or(0) >= n,
+        )?;
+        self.events()
+    }
+
     /// SIGTERM; an error unless it exits 0 in time.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         self.process.stop()

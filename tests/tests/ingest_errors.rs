@@ -172,7 +172,7 @@ fn refusals_are_answered_and_the_aggregator_keeps_serving() {
     let answer = post(Some(TOKEN), other);
     assert_eq!(answer.field("status"), Some("accepted"), "{answer}");
 
-    let events = agg.events().expect("read sink");
+    let events = agg.events_once(4).expect("read sink");
     let counts = sink::message_counts(&events);
     assert_eq!(events.len(), 4, "sink holds {events:#?}");
     for m in ["first line", "second line", "", "other stream"] {
@@ -292,7 +292,7 @@ fn mtls_requires_a_client_certificate() {
     assert_refused(&answer, 401, "certificate but no token");
 
     let messages: Vec<String> = agg
-        .events()
+        .events_once(1)
         .expect("read sink")
         .iter()
         .filter_map(|e| e["message"].as_str().map(str::to_owned))
@@ -414,7 +414,7 @@ fn concurrent_copies_of_a_batch_are_written_once() {
         );
     }
     let messages: Vec<String> = agg
-        .events()
+        .events_once(2)
         .expect("read sink")
         .iter()
         .filter_map(|e| e["message"].as_str().map(str::to_owned))
