@@ -65,6 +65,13 @@ pub struct InputConfig {
     /// Start position for files without a checkpoint.
     #[serde(default)]
     pub read_from: ReadFrom,
+    /// Files not modified for this long when first seen are not tailed (until they
+    /// change). Default: no limit.
+    #[serde(default, with = "humantime_serde")]
+    pub ignore_older: Option<Duration>,
+    /// Name used in metric labels; default `input<N>` (N counted from 0).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// `[output]`.
@@ -172,6 +179,24 @@ pub struct TailConfig {
     /// A last line without a newline is sent after this long without new data. Default 5s.
     #[serde(default = "default_partial_line_timeout", with = "humantime_serde")]
     pub partial_line_timeout: Duration,
+    /// Most files held open at once; further files wait until idle ones are closed.
+    /// Default 1024.
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: usize,
+    /// A file read to its end that stays unchanged this long is closed (its position is
+    /// kept; it is reopened when it grows). Default 1m.
+    #[serde(default = "default_close_idle_after", with = "humantime_serde")]
+    pub close_idle_after: Duration,
+    /// A deleted file is read to its end, but held open at most this long after its
+    /// deletion was noticed (e.g. while the spool is full because the aggregator is
+    /// down); what is left unread then is counted in
+    /// `logferry_agent_deleted_unread_bytes_total` and logged. Default 10m.
+    #[serde(default = "default_deleted_file_hold", with = "humantime_serde")]
+    pub deleted_file_hold: Duration,
+    /// Watch directories with inotify to find new files at once (the periodic scan stays
+    /// as a fallback). Default true.
+    #[serde(default = "default_true")]
+    pub watch: bool,
 }
 
 impl Default for TailConfig {
@@ -181,6 +206,10 @@ impl Default for TailConfig {
             poll_interval: default_poll_interval(),
             max_line_bytes: default_max_line_bytes(),
             partial_line_timeout: default_partial_line_timeout(),
+            max_open_files: default_max_open_files(),
+            close_idle_after: default_close_idle_after(),
+            deleted_file_hold: default_deleted_file_hold(),
+            watch: true,
         }
     }
 }
@@ -234,6 +263,18 @@ fn default_max_line_bytes() -> usize {
 }
 fn default_partial_line_timeout() -> Duration {
     Duration::from_secs(5)
+}
+fn default_max_open_files() -> usize {
+    1024
+}
+fn default_close_idle_after() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_deleted_file_hold() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_true() -> bool {
+    true
 }
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7402))
@@ -366,6 +407,12 @@ impl AgentConfig {
                 "must be at least 64",
             ));
         }
+        if self.tail.max_open_files == 0 {
+            return Err(ConfigError::invalid(
+                "tail.max_open_files",
+                "must be at least 1",
+            ));
+        }
         if self.tail.poll_interval.is_zero() || self.tail.scan_interval.is_zero() {
             return Err(ConfigError::invalid(
                 "tail.poll_interval",
@@ -399,6 +446,14 @@ impl AgentConfig {
             .clone()
             .or_else(|| std::env::var("NODE_NAME").ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned())
+    }
+
+    /// The name of input `i` for metric labels.
+    pub fn input_name(&self, i: usize) -> String {
+        self.inputs
+            .get(i)
+            .and_then(|c| c.name.clone())
+            .unwrap_or_else(|| format!("input{i}"))
     }
 
     /// The compression level to use.

@@ -6,7 +6,10 @@
 
 pub mod admin;
 pub mod app;
+pub mod batcher;
 pub mod config;
+pub mod discover;
+pub mod fingerprint;
 pub mod lines;
 pub mod metrics;
 pub mod ship;

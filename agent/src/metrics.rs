@@ -2,6 +2,7 @@
 //! tail thousands of files).
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -31,12 +32,24 @@ pub struct Metrics {
     pub spool_recreated: Counter,
     /// Files truncated in place (copytruncate) and re-read from the start.
     pub files_truncated: Counter,
+    /// Files let go after they were renamed away or deleted and read to their end.
+    pub files_released: Counter,
+    /// Bytes never read from deleted files let go after `tail.deleted_file_hold`.
+    pub deleted_unread_bytes: Counter,
+    /// Files skipped because their first kilobyte equals that of a file already read.
+    pub files_duplicate: Counter,
     /// Bytes of batches in the spool.
     pub spool_bytes: Gauge,
     /// Batches in the spool.
     pub spool_batches: Gauge,
-    /// Files currently tracked (open).
+    /// Files open (holding a descriptor).
     pub files_open: Gauge,
+    /// Files tracked (open, or closed while idle).
+    pub files_watched: Gauge,
+    /// Per input: bytes in its files not yet read.
+    pub input_lag_bytes: Family<Vec<(&'static str, String)>, Gauge>,
+    /// Seconds since the last acknowledgement (set when metrics are read).
+    last_ack_age: Gauge,
     /// Unix time (seconds) of the last acknowledgement.
     pub last_ack_timestamp: Gauge,
 }
@@ -64,12 +77,18 @@ impl Metrics {
             spool_errors: Counter::default(),
             spool_recreated: Counter::default(),
             files_truncated: Counter::default(),
+            files_released: Counter::default(),
+            deleted_unread_bytes: Counter::default(),
+            files_duplicate: Counter::default(),
             spool_bytes: Gauge::default(),
             spool_batches: Gauge::default(),
             files_open: Gauge::default(),
+            files_watched: Gauge::default(),
+            input_lag_bytes: Family::default(),
+            last_ack_age: Gauge::default(),
             last_ack_timestamp: Gauge::default(),
         };
-        let counters: [(&str, &str, &Counter); 11] = [
+        let counters: [(&str, &str, &Counter); 14] = [
             ("lines_read", "Lines read from files", &m.lines_read),
             ("bytes_read", "Bytes read from files", &m.bytes_read),
             (
@@ -117,18 +136,47 @@ impl Metrics {
                 "Files truncated in place and re-read from the start",
                 &m.files_truncated,
             ),
+            (
+                "files_released",
+                "Files let go after being renamed away or deleted and read to their end",
+                &m.files_released,
+            ),
+            (
+                "deleted_unread_bytes",
+                "Bytes never read from deleted files let go after tail.deleted_file_hold",
+                &m.deleted_unread_bytes,
+            ),
+            (
+                "files_duplicate",
+                "Files skipped because their first kilobyte equals a file already read",
+                &m.files_duplicate,
+            ),
         ];
         for (name, help, c) in counters {
             registry.register(name, help, c.clone());
         }
-        let gauges: [(&str, &str, &Gauge); 4] = [
+        let gauges: [(&str, &str, &Gauge); 6] = [
             (
                 "spool_bytes",
                 "Bytes of batches in the spool",
                 &m.spool_bytes,
             ),
             ("spool_batches", "Batches in the spool", &m.spool_batches),
-            ("files_open", "Files currently tracked", &m.files_open),
+            (
+                "files_open",
+                "Files holding an open descriptor",
+                &m.files_open,
+            ),
+            (
+                "files_watched",
+                "Files tracked (open, or closed while idle)",
+                &m.files_watched,
+            ),
+            (
+                "last_ack_age_seconds",
+                "Seconds since the last acknowledgement (0 before the first)",
+                &m.last_ack_age,
+            ),
             (
                 "last_ack_timestamp_seconds",
                 "Unix time of the last acknowledgement",
@@ -138,11 +186,24 @@ impl Metrics {
         for (name, help, g) in gauges {
             registry.register(name, help, g.clone());
         }
+        registry.register(
+            "input_lag_bytes",
+            "Bytes in an input's files not yet read",
+            m.input_lag_bytes.clone(),
+        );
         Metrics { registry, ..m }
     }
 
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
+        let last = self.last_ack_timestamp.get();
+        if last > 0 {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(last);
+            self.last_ack_age.set((now - last).max(0));
+        }
         let mut out = String::new();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -27,6 +27,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use crate::config::WhenFull;
+use crate::fingerprint::Fingerprint;
 
 const FORMAT_VERSION: u8 = 1;
 
@@ -56,37 +57,97 @@ impl From<TransactionError<SpoolError>> for SpoolError {
     }
 }
 
-/// Where a file's reading stands, as last committed with a batch.
+/// Where a file's reading stands, as last committed with a batch. Stored under
+/// [`Checkpoint::key`] (device and inode); see [`crate::fingerprint`] for how a file is
+/// matched with its checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     /// Offset of the first byte not yet in a committed batch.
     pub offset: u64,
     /// Path the file had when last read.
     pub path: PathBuf,
+    /// Device of the file.
+    pub dev: u64,
+    /// Inode of the file.
+    pub ino: u64,
+    /// The file's first bytes when last read.
+    pub fingerprint: Fingerprint,
+    /// Unix milliseconds of the commit, for pruning checkpoints of files long gone.
+    pub updated_ms: u64,
 }
 
+/// Checkpoint encoding version written now. Version 1 (offset and path only, written by
+/// earlier agents) is still read: its device and inode come from the key and its
+/// fingerprint is empty, so it matches by device and inode alone.
+const CHECKPOINT_VERSION: u8 = 2;
+
 impl Checkpoint {
-    /// `version (1) | offset (u64 BE) | path bytes`.
+    /// The sled key: device and inode, big-endian.
+    pub fn key(&self) -> [u8; 16] {
+        file_key(self.dev, self.ino)
+    }
+
+    /// `2 | offset | dev | ino | fingerprint len (u16) | fingerprint hash | updated_ms |
+    /// path bytes`, integers big-endian.
     pub fn encode(&self) -> Vec<u8> {
         use std::os::unix::ffi::OsStrExt;
         let path = self.path.as_os_str().as_bytes();
-        let mut v = Vec::with_capacity(9 + path.len());
-        v.push(FORMAT_VERSION);
+        let mut v = Vec::with_capacity(43 + path.len());
+        v.push(CHECKPOINT_VERSION);
         v.extend_from_slice(&self.offset.to_be_bytes());
+        v.extend_from_slice(&self.dev.to_be_bytes());
+        v.extend_from_slice(&self.ino.to_be_bytes());
+        v.extend_from_slice(&self.fingerprint.len.to_be_bytes());
+        v.extend_from_slice(&self.fingerprint.hash.to_be_bytes());
+        v.extend_from_slice(&self.updated_ms.to_be_bytes());
         v.extend_from_slice(path);
         v
     }
 
-    /// Inverse of [`Checkpoint::encode`]; `None` for bytes it cannot read.
-    pub fn decode(b: &[u8]) -> Option<Checkpoint> {
+    /// Inverse of [`Checkpoint::encode`] (and reader of version 1 values, which need
+    /// their `key`); `None` for bytes it cannot read.
+    pub fn decode(key: &[u8], b: &[u8]) -> Option<Checkpoint> {
         use std::os::unix::ffi::OsStrExt;
-        if b.len() < 9 || b[0] != FORMAT_VERSION {
-            return None;
+        let u64_at = |i: usize| {
+            b.get(i..i + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_be_bytes)
+        };
+        match b.first()? {
+            1 => {
+                let dev = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+                let ino = u64::from_be_bytes(key.get(8..16)?.try_into().ok()?);
+                Some(Checkpoint {
+                    offset: u64_at(1)?,
+                    path: PathBuf::from(std::ffi::OsStr::from_bytes(b.get(9..)?)),
+                    dev,
+                    ino,
+                    fingerprint: Fingerprint::of(&[]),
+                    updated_ms: 0,
+                })
+            }
+            2 => Some(Checkpoint {
+                offset: u64_at(1)?,
+                dev: u64_at(9)?,
+                ino: u64_at(17)?,
+                fingerprint: Fingerprint {
+                    len: u16::from_be_bytes(b.get(25..27)?.try_into().ok()?),
+                    hash: u64_at(27)?,
+                },
+                updated_ms: u64_at(35)?,
+                path: PathBuf::from(std::ffi::OsStr::from_bytes(b.get(43..)?)),
+            }),
+            _ => None,
         }
-        let offset = u64::from_be_bytes(b[1..9].try_into().ok()?);
-        let path = PathBuf::from(std::ffi::OsStr::from_bytes(&b[9..]));
-        Some(Checkpoint { offset, path })
     }
+}
+
+/// The checkpoint key of a file: device and inode, big-endian.
+pub fn file_key(dev: u64, ino: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&dev.to_be_bytes());
+    k[8..].copy_from_slice(&ino.to_be_bytes());
+    k
 }
 
 /// What happened when a batch was committed.
@@ -244,19 +305,21 @@ impl Spool {
             .unwrap_or(1))
     }
 
-    /// Every stored checkpoint, by file key.
-    pub fn checkpoints(&self) -> Result<Vec<(Vec<u8>, Checkpoint)>, SpoolError> {
+    /// Every stored checkpoint (unreadable entries are skipped).
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, SpoolError> {
         let mut out = Vec::new();
         for item in self.checkpoints.iter() {
             let (k, v) = item?;
-            if let Some(cp) = Checkpoint::decode(&v) {
-                out.push((k.to_vec(), cp));
+            if let Some(cp) = Checkpoint::decode(&k, &v) {
+                out.push(cp);
             }
         }
         Ok(out)
     }
 
-    /// Removes checkpoints of files that are gone.
+    /// Removes the checkpoint stored under `key` (a file that is gone, or one now known
+    /// under another device and inode). Not flushed: losing it in a crash only leaves a
+    /// stale checkpoint, which fingerprints keep from matching another file.
     pub fn forget(&self, key: &[u8]) -> Result<(), SpoolError> {
         self.checkpoints.remove(key)?;
         Ok(())
@@ -284,7 +347,7 @@ impl Spool {
         &self,
         seq: u64,
         frame: &[u8],
-        checkpoints: &[(Vec<u8>, Checkpoint)],
+        checkpoints: &[Checkpoint],
         stop: &dyn Fn() -> bool,
     ) -> Result<CommitReport, SpoolError> {
         let mut report = CommitReport {
@@ -323,8 +386,8 @@ impl Spool {
         (&self.batches, &self.checkpoints, &self.meta)
             .transaction(|(b, c, m)| {
                 b.insert(&seq_key[..], frame)?;
-                for (key, cp) in checkpoints {
-                    c.insert(key.as_slice(), cp.encode())?;
+                for cp in checkpoints {
+                    c.insert(&cp.key()[..], cp.encode())?;
                 }
                 m.insert("next_seq", &next[..])?;
                 Ok::<(), ConflictableTransactionError<SpoolError>>(())
@@ -407,6 +470,10 @@ mod tests {
         Checkpoint {
             offset,
             path: PathBuf::from("/var/log/a.log"),
+            dev: 7,
+            ino: 1234,
+            fingerprint: Fingerprint::of(b"first line"),
+            updated_ms: 1_800_000_000_000,
         }
     }
 
@@ -424,15 +491,13 @@ mod tests {
             let (s, moved) = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap();
             assert!(moved.is_none());
             assert_eq!(s.next_seq().unwrap(), 1);
-            s.commit(1, &frame(3, 100), &[(b"k1".to_vec(), cp(42))], &|| false)
-                .unwrap();
-            s.commit(2, &frame(2, 50), &[(b"k1".to_vec(), cp(80))], &|| false)
-                .unwrap();
+            s.commit(1, &frame(3, 100), &[cp(42)], &|| false).unwrap();
+            s.commit(2, &frame(2, 50), &[cp(80)], &|| false).unwrap();
             s.ack(1).unwrap();
         }
         let (s, _) = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap();
         assert_eq!(s.next_seq().unwrap(), 3);
-        assert_eq!(s.checkpoints().unwrap(), vec![(b"k1".to_vec(), cp(80))]);
+        assert_eq!(s.checkpoints().unwrap(), vec![cp(80)]);
         let (seq, v) = s.next_after(0).unwrap().unwrap();
         assert_eq!((seq, v.len()), (2, 50));
         assert!(s.next_after(2).unwrap().is_none());
@@ -522,7 +587,19 @@ mod tests {
     #[test]
     fn checkpoint_encoding_round_trips() {
         let c = cp(u64::MAX - 3);
-        assert_eq!(Checkpoint::decode(&c.encode()), Some(c));
-        assert_eq!(Checkpoint::decode(b"\x02abc"), None);
+        assert_eq!(Checkpoint::decode(&c.key(), &c.encode()), Some(c));
+        assert_eq!(Checkpoint::decode(&[0; 16], b"\x02abc"), None);
+        assert_eq!(Checkpoint::decode(&[0; 16], b"\x09abc"), None);
+    }
+
+    #[test]
+    fn version_1_checkpoints_are_still_read() {
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&500u64.to_be_bytes());
+        v1.extend_from_slice(b"/var/log/old.log");
+        let c = Checkpoint::decode(&file_key(3, 99), &v1).unwrap();
+        assert_eq!((c.offset, c.dev, c.ino), (500, 3, 99));
+        assert_eq!(c.path, PathBuf::from("/var/log/old.log"));
+        assert_eq!(c.fingerprint.len, 0);
     }
 }
