@@ -19,9 +19,9 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AdminState};
 use crate::config::AgentConfig;
 use crate::metrics::Metrics;
-use crate::ship::{Backoff, Shipper};
+use crate::ship::{Backoff, Shipper, Target, TargetCell};
 use crate::spool::Spool;
-use crate::tailer::Tailer;
+use crate::tailer::{ReloadSlot, Tailer};
 
 /// Path of the aggregator's batch endpoint.
 pub const BATCH_PATH: &str = "/v1/batch";
@@ -38,6 +38,10 @@ pub struct Running {
     shipper: JoinHandle<()>,
     admin: JoinHandle<()>,
     spool: Arc<Spool>,
+    /// The config running now (settings that need a restart keep their first value).
+    cfg: AgentConfig,
+    target: Arc<TargetCell>,
+    tailer_reload: Arc<ReloadSlot>,
 }
 
 /// Builds the HTTP client for the aggregator.
@@ -57,8 +61,30 @@ pub fn http_client(cfg: &AgentConfig) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+/// The shipper's target for `cfg`: client, URL, token, window and retry timing.
+pub fn ship_target(cfg: &AgentConfig) -> anyhow::Result<Target> {
+    let auth = match cfg.token()? {
+        Some(t) => Some(
+            HeaderValue::from_str(&format!("Bearer {t}"))
+                .context("output.token has characters not allowed in a header")?,
+        ),
+        None => None,
+    };
+    Ok(Target {
+        client: http_client(cfg)?,
+        url: format!("{}{BATCH_PATH}", cfg.output.url.trim_end_matches('/')),
+        auth,
+        max_in_flight: cfg.output.max_in_flight,
+        backoff: Backoff {
+            initial: cfg.output.retry_initial,
+            max: cfg.output.retry_max,
+        },
+    })
+}
+
 /// Opens the spool, binds the admin listener and starts tailing and shipping.
 pub async fn start(cfg: AgentConfig) -> anyhow::Result<Running> {
+    let cfg_kept = cfg.clone();
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("data_dir {}", cfg.data_dir.display()))?;
     let metrics = Arc::new(Metrics::new());
@@ -73,14 +99,7 @@ pub async fn start(cfg: AgentConfig) -> anyhow::Result<Running> {
     }
     let spool = Arc::new(spool);
     let agent_id = spool.agent_id(cfg.agent_id.as_deref())?;
-    let client = http_client(&cfg)?;
-    let auth = match cfg.token()? {
-        Some(t) => Some(
-            HeaderValue::from_str(&format!("Bearer {t}"))
-                .context("output.token has characters not allowed in a header")?,
-        ),
-        None => None,
-    };
+    let target = Arc::new(TargetCell::new(ship_target(&cfg)?));
     let admin_listener = tokio::net::TcpListener::bind(cfg.admin.listen)
         .await
         .with_context(|| format!("admin.listen {}", cfg.admin.listen))?;
@@ -96,21 +115,15 @@ pub async fn start(cfg: AgentConfig) -> anyhow::Result<Running> {
         shutdown.clone(),
         agent_id.clone(),
     )?;
+    let tailer_reload = tailer.reload_slot();
     let tailer = std::thread::Builder::new()
         .name("tailer".into())
         .spawn(move || tailer.run())?;
     let shipper = Shipper {
-        client,
-        url: format!("{}{BATCH_PATH}", cfg.output.url.trim_end_matches('/')),
-        auth,
+        target: target.clone(),
         spool: spool.clone(),
         metrics: metrics.clone(),
         wake,
-        max_in_flight: cfg.output.max_in_flight,
-        backoff: Backoff {
-            initial: cfg.output.retry_initial,
-            max: cfg.output.retry_max,
-        },
         shutdown: shutdown.clone(),
     };
     let shipper = tokio::spawn(shipper.run());
@@ -138,10 +151,50 @@ pub async fn start(cfg: AgentConfig) -> anyhow::Result<Running> {
         shipper,
         admin,
         spool,
+        cfg: cfg_kept,
+        target,
+        tailer_reload,
     })
 }
 
 impl Running {
+    /// Applies a reloaded config without losing data: inputs and `[tail]` (files no
+    /// input reaches any more are read to their end and let go), the output's URL,
+    /// TLS, token, window, retries and batch settings. `data_dir`, `agent_id`,
+    /// `[spool]` and `[admin]` change only at a restart; their changes are named in
+    /// the returned list and logged. A config whose TLS files or token cannot be read
+    /// is refused as a whole and the running one kept.
+    pub fn reload(&mut self, mut new: AgentConfig) -> anyhow::Result<Vec<&'static str>> {
+        let target = ship_target(&new)?;
+        let old = &self.cfg;
+        let mut restart = Vec::new();
+        if new.data_dir != old.data_dir {
+            restart.push("data_dir");
+        }
+        if new.agent_id != old.agent_id {
+            restart.push("agent_id");
+        }
+        if new.spool.max_bytes != old.spool.max_bytes || new.spool.when_full != old.spool.when_full
+        {
+            restart.push("spool");
+        }
+        if new.admin.listen != old.admin.listen {
+            restart.push("admin.listen");
+        }
+        if !restart.is_empty() {
+            tracing::warn!(keys = ?restart, "these settings change only at a restart; keeping the running values");
+        }
+        new.data_dir = old.data_dir.clone();
+        new.agent_id = old.agent_id.clone();
+        new.spool = old.spool.clone();
+        new.admin = old.admin.clone();
+        self.target.set(target);
+        self.tailer_reload.put(new.clone());
+        self.cfg = new;
+        tracing::info!("config reloaded");
+        Ok(restart)
+    }
+
     /// Stops reading, spools what was read, stops shipping and flushes the spool.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.trigger();

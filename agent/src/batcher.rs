@@ -150,6 +150,21 @@ impl Batcher {
         })
     }
 
+    /// Takes new settings for the batches sealed from now on (the open batch keeps its
+    /// host and is sealed by the new size and age).
+    pub fn reconfigure(
+        &mut self,
+        compressor: Compressor,
+        host: String,
+        max_bytes: usize,
+        timeout: Duration,
+    ) {
+        self.compressor = compressor;
+        self.host = host;
+        self.max_bytes = max_bytes;
+        self.timeout = timeout;
+    }
+
     /// Adds a line of `origin` ending (newline included) at `end_offset`.
     pub fn push(&mut self, origin: &Origin<'_>, line: Line<'_>, observed_ms: u64, end_offset: u64) {
         let open = self.open.get_or_insert_with(|| OpenBatch {

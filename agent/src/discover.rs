@@ -64,6 +64,8 @@ pub struct InputPatterns {
     pub ignore_older: Option<Duration>,
     /// Metric label.
     pub name: String,
+    /// Not scanned yet: `read_from = "end"` applies to the files its first scan finds.
+    pub fresh: bool,
 }
 
 /// A file found by a scan.
@@ -106,6 +108,7 @@ impl Discovery {
                 read_from: c.read_from,
                 ignore_older: c.ignore_older,
                 name: cfg.input_name(i),
+                fresh: true,
             })
             .collect();
         let mut roots: Vec<(PathBuf, RecursiveMode)> = Vec::new();

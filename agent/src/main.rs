@@ -31,7 +31,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let cfg = match load(cli.config) {
+    let cfg = match load(cli.config.clone()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("invalid config: {e}");
@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         }
         Command::Run => {
             runtime::init_logging();
-            match run(cfg) {
+            match run(cfg, cli.config.unwrap_or_default()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -63,9 +63,21 @@ fn load(path: Option<PathBuf>) -> anyhow::Result<AgentConfig> {
 }
 
 #[tokio::main]
-async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
-    let running = app::start(cfg).await?;
-    runtime::wait_for_shutdown().await;
+async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<()> {
+    let mut signals = runtime::Signals::new()?;
+    let mut running = app::start(cfg).await?;
+    // SIGHUP reloads the config file; a config that does not load is refused as a
+    // whole, logged, and the running one kept.
+    while signals.recv().await == runtime::Signal::Reload {
+        match AgentConfig::load(&path) {
+            Ok(cfg) => {
+                if let Err(e) = running.reload(cfg) {
+                    tracing::error!("reload refused, keeping the running config: {e:#}");
+                }
+            }
+            Err(e) => tracing::error!("reload refused, keeping the running config: {e}"),
+        }
+    }
     tracing::info!("shutting down");
     running.stop().await?;
     Ok(())

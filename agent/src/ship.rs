@@ -57,24 +57,53 @@ enum Verdict {
     Permanent(String),
 }
 
-/// Sends batches from the spool.
-pub struct Shipper {
+/// Where and how batches are sent. Replaced as a whole when the config is reloaded;
+/// each send attempt uses the target current when it starts.
+#[derive(Debug)]
+pub struct Target {
     /// HTTP client (TLS configured).
     pub client: reqwest::Client,
     /// Full URL of the batch endpoint.
     pub url: String,
     /// `Bearer <token>`, if any.
     pub auth: Option<HeaderValue>,
+    /// Batches in flight at most.
+    pub max_in_flight: usize,
+    /// Retry timing.
+    pub backoff: Backoff,
+}
+
+/// The current [`Target`], shared between the shipper and whoever reloads it.
+#[derive(Debug)]
+pub struct TargetCell(std::sync::RwLock<Arc<Target>>);
+
+impl TargetCell {
+    /// A cell holding `t`.
+    pub fn new(t: Target) -> TargetCell {
+        TargetCell(std::sync::RwLock::new(Arc::new(t)))
+    }
+
+    /// The current target.
+    pub fn get(&self) -> Arc<Target> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the target; sends already started finish with the old one.
+    pub fn set(&self, t: Target) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(t);
+    }
+}
+
+/// Sends batches from the spool.
+pub struct Shipper {
+    /// Where to send.
+    pub target: Arc<TargetCell>,
     /// The spool.
     pub spool: Arc<Spool>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Woken when a batch is spooled.
     pub wake: Arc<Notify>,
-    /// Batches in flight at most.
-    pub max_in_flight: usize,
-    /// Retry timing.
-    pub backoff: Backoff,
     /// Shutdown flag.
     pub shutdown: Shutdown,
 }
@@ -86,7 +115,7 @@ impl Shipper {
         let mut in_flight: JoinSet<()> = JoinSet::new();
         let mut cursor = 0u64;
         loop {
-            while in_flight.len() < this.max_in_flight {
+            while in_flight.len() < this.target.get().max_in_flight {
                 match this.spool.next_after(cursor) {
                     Ok(Some((seq, frame))) => {
                         cursor = seq;
@@ -127,7 +156,8 @@ impl Shipper {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            match self.send(frame.clone()).await {
+            let target = self.target.get();
+            match send(&target, frame.clone()).await {
                 Verdict::Acked => {
                     if let Err(e) = self.spool.ack(seq) {
                         tracing::error!(seq, error = %e, "cannot delete an acknowledged batch; it will be resent and deduplicated");
@@ -152,8 +182,9 @@ impl Shipper {
                 }
                 Verdict::Retry(after, why) => {
                     self.metrics.batches_retried.inc();
-                    let delay = after
-                        .map_or_else(|| self.backoff.delay(attempt), |d| d.min(self.backoff.max));
+                    let backoff = target.backoff;
+                    let delay =
+                        after.map_or_else(|| backoff.delay(attempt), |d| d.min(backoff.max));
                     if attempt == 1 || attempt % 10 == 0 {
                         tracing::warn!(seq, attempt, reason = %why, retry_in = ?delay, "send failed; will retry");
                     }
@@ -165,34 +196,34 @@ impl Shipper {
             }
         }
     }
+}
 
-    async fn send(&self, frame: bytes::Bytes) -> Verdict {
-        let mut req = self
-            .client
-            .post(&self.url)
-            .header(CONTENT_TYPE, FRAME_CONTENT_TYPE)
-            .body(frame);
-        if let Some(auth) = &self.auth {
-            req = req.header(AUTHORIZATION, auth.clone());
-        }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => return Verdict::Retry(None, error_chain(&e)),
-        };
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        if status.is_success() {
-            return Verdict::Acked;
-        }
-        let body = resp.text().await.unwrap_or_default();
-        let why = format!("{status}: {}", body.chars().take(300).collect::<String>());
-        classify(status, retry_after, why)
+async fn send(target: &Target, frame: bytes::Bytes) -> Verdict {
+    let mut req = target
+        .client
+        .post(&target.url)
+        .header(CONTENT_TYPE, FRAME_CONTENT_TYPE)
+        .body(frame);
+    if let Some(auth) = &target.auth {
+        req = req.header(AUTHORIZATION, auth.clone());
     }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return Verdict::Retry(None, error_chain(&e)),
+    };
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    if status.is_success() {
+        return Verdict::Acked;
+    }
+    let body = resp.text().await.unwrap_or_default();
+    let why = format!("{status}: {}", body.chars().take(300).collect::<String>());
+    classify(status, retry_after, why)
 }
 
 /// 401 and 403 are retried, not dead-lettered: they mean the agent's credentials are

@@ -60,6 +60,21 @@ const COMMIT_WAIT: Duration = Duration::from_millis(200);
 /// Checkpoints of files not seen for this long are removed at start.
 const CHECKPOINT_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 
+/// A config waiting to be applied by the tailer thread at its next round.
+#[derive(Debug, Default)]
+pub struct ReloadSlot(std::sync::Mutex<Option<AgentConfig>>);
+
+impl ReloadSlot {
+    /// Hands `cfg` to the tailer (replacing one not yet applied).
+    pub fn put(&self, cfg: AgentConfig) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(cfg);
+    }
+
+    fn take(&self) -> Option<AgentConfig> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
 /// Timing and limits of the tailer, from `[tail]`.
 #[derive(Debug, Clone)]
 struct Limits {
@@ -70,6 +85,21 @@ struct Limits {
     max_open_files: usize,
     close_idle_after: Duration,
     deleted_file_hold: Duration,
+}
+
+impl Limits {
+    fn of(cfg: &AgentConfig) -> Limits {
+        let t = &cfg.tail;
+        Limits {
+            scan_interval: t.scan_interval,
+            poll_interval: t.poll_interval,
+            max_line: t.max_line_bytes,
+            partial_timeout: t.partial_line_timeout,
+            max_open_files: t.max_open_files,
+            close_idle_after: t.close_idle_after,
+            deleted_file_hold: t.deleted_file_hold,
+        }
+    }
 }
 
 struct Tracked {
@@ -111,8 +141,8 @@ pub struct Tailer {
     shutdown: Shutdown,
     wake: Arc<Wake>,
     buf: Vec<u8>,
-    first_scan: bool,
     next_scan: Instant,
+    reload: Arc<ReloadSlot>,
     limits: Limits,
     open_files: usize,
 }
@@ -151,7 +181,6 @@ impl Tailer {
             max_bytes: cfg.output.batch_max_bytes,
             timeout: cfg.output.batch_timeout,
         })?;
-        let t = &cfg.tail;
         Ok(Tailer {
             discovery: Discovery::new(cfg, wake.clone()),
             files: HashMap::new(),
@@ -164,19 +193,47 @@ impl Tailer {
             shutdown,
             wake,
             buf: vec![0; READ_BUFFER],
-            first_scan: true,
             next_scan: Instant::now(),
-            limits: Limits {
-                scan_interval: t.scan_interval,
-                poll_interval: t.poll_interval,
-                max_line: t.max_line_bytes,
-                partial_timeout: t.partial_line_timeout,
-                max_open_files: t.max_open_files,
-                close_idle_after: t.close_idle_after,
-                deleted_file_hold: t.deleted_file_hold,
-            },
+            reload: Arc::new(ReloadSlot::default()),
+            limits: Limits::of(cfg),
             open_files: 0,
         })
+    }
+
+    /// Where a reloaded config is handed to the running tailer.
+    pub fn reload_slot(&self) -> Arc<ReloadSlot> {
+        self.reload.clone()
+    }
+
+    /// Applies a reloaded config: inputs (files no input reaches any more are read to
+    /// their end and let go, as after a rotation), `[tail]` settings, and the batch
+    /// settings of `[output]` (from the next batch on). Nothing read is lost.
+    fn reconfigure(&mut self, cfg: &AgentConfig) {
+        let old = std::mem::replace(&mut self.discovery, Discovery::new(cfg, self.wake.clone()));
+        for input in &mut self.discovery.inputs {
+            // An input that was there before keeps its start position rule spent.
+            if old
+                .inputs
+                .iter()
+                .any(|o| o.include == input.include && !o.fresh)
+            {
+                input.fresh = false;
+            }
+        }
+        self.limits = Limits::of(cfg);
+        match Compressor::new(cfg.output.compression, cfg.compression_level()) {
+            Ok(c) => self.batcher.reconfigure(
+                c,
+                cfg.host_name(),
+                cfg.output.batch_max_bytes,
+                cfg.output.batch_timeout,
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot set up the new compression; keeping the old")
+            }
+        }
+        self.next_scan = Instant::now();
+        tracing::info!(inputs = self.discovery.inputs.len(), "tailer reconfigured");
     }
 
     /// Runs until shutdown: scans, reads, seals. At shutdown the open batch is sealed
@@ -211,6 +268,9 @@ impl Tailer {
     /// One round: commit a waiting batch, scan when due, read, seal when due, let go of
     /// finished files. Returns true if anything was read.
     pub fn tick(&mut self) -> bool {
+        if let Some(cfg) = self.reload.take() {
+            self.reconfigure(&cfg);
+        }
         if self.batcher.has_pending() && self.batcher.commit_pending(COMMIT_WAIT) != Committed::Done
         {
             // The spool is full or failing: read nothing; keep deleted files bounded.
@@ -259,6 +319,7 @@ impl Tailer {
             }
             if let Some(t) = self.files.get_mut(&key) {
                 t.matched = true;
+                t.input = f.input;
                 t.size = f.meta.len();
                 if t.path != f.path {
                     tracing::debug!(from = %t.path.display(), to = %f.path.display(), "file renamed");
@@ -282,7 +343,9 @@ impl Tailer {
                 .get_or_create(&vec![("input", input.name.clone())])
                 .set(lag[i] as i64);
         }
-        self.first_scan = false;
+        for input in &mut self.discovery.inputs {
+            input.fresh = false;
+        }
         self.update_gauges();
     }
 
@@ -290,7 +353,7 @@ impl Tailer {
     fn track(&mut self, f: Found) -> Tracking {
         let key = (f.meta.dev(), f.meta.ino());
         let input = &self.discovery.inputs[f.input];
-        let read_from = input.read_from;
+        let start_at_end = input.fresh && input.read_from == ReadFrom::End;
         if !self.checkpoints.contains_key(&key) {
             if let Some(max_age) = input.ignore_older {
                 let old = f
@@ -336,7 +399,7 @@ impl Tailer {
                 tracing::info!(path = %f.path.display(), size, offset = cp.offset, "file shrank while not watched; reading from the start");
                 0
             }
-            None if self.first_scan && read_from == ReadFrom::End => size,
+            None if start_at_end => size,
             None => 0,
         };
         let mut file = file;

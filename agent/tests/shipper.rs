@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use logferry_agent::config::WhenFull;
 use logferry_agent::metrics::Metrics;
-use logferry_agent::ship::{Backoff, Shipper};
+use logferry_agent::ship::{Backoff, Shipper, Target, TargetCell};
 use logferry_agent::spool::Spool;
 use logferry_shared::runtime::Shutdown;
 use tokio::sync::Notify;
@@ -51,7 +51,7 @@ async fn server(
 }
 
 fn shipper(url: String, spool: Arc<Spool>, metrics: Arc<Metrics>, shutdown: Shutdown) -> Shipper {
-    Shipper {
+    let target = Target {
         client: reqwest::Client::builder()
             .use_preconfigured_tls(
                 logferry_shared::tls::client_config(None, None)
@@ -70,14 +70,17 @@ fn shipper(url: String, spool: Arc<Spool>, metrics: Arc<Metrics>, shutdown: Shut
             .expect("client"),
         url,
         auth: Some("Bearer t".parse().expect("header")),
-        spool,
-        metrics,
-        wake: Arc::new(Notify::new()),
         max_in_flight: 2,
         backoff: Backoff {
             initial: Duration::from_millis(10),
             max: Duration::from_millis(200),
         },
+    };
+    Shipper {
+        target: Arc::new(TargetCell::new(target)),
+        spool,
+        metrics,
+        wake: Arc::new(Notify::new()),
         shutdown,
     }
 }

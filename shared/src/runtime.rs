@@ -58,6 +58,35 @@ pub async fn next_signal() -> Signal {
     }
 }
 
+/// The process's SIGTERM, SIGINT and SIGHUP handlers, registered once, so no signal
+/// is missed between two waits.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Registers the handlers (inside a tokio runtime).
+    pub fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// The next signal.
+    pub async fn recv(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Shutdown,
+            _ = self.int.recv() => Signal::Shutdown,
+            _ = self.hup.recv() => Signal::Reload,
+        }
+    }
+}
+
 /// Waits until SIGTERM or SIGINT. SIGHUP is logged and ignored: configuration reload is
 /// not supported yet, so a restart applies changes.
 pub async fn wait_for_shutdown() {
