@@ -1,6 +1,7 @@
 //! The agent's admin endpoint (plain HTTP, 127.0.0.1 by default): `/healthz` (the process
-//! serves requests), `/readyz` (the spool is below its limit, so reading is not blocked)
-//! and `/metrics`.
+//! serves requests), `/readyz` (the spool is below its limit, so reading is not blocked),
+//! `/metrics`, and `/dead-letter` (the batches the aggregator refused for good: seq, size,
+//! records, status, reason and time; never their lines).
 
 use std::sync::Arc;
 
@@ -29,10 +30,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/dead-letter", get(dead_letter))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                Json(serde_json::json!({"error": "not found", "detail": "see /healthz, /readyz and /metrics"})),
+                Json(serde_json::json!({"error": "not found", "detail": "see /healthz, /readyz, /metrics and /dead-letter"})),
             )
         })
         .with_state(state)
@@ -70,4 +72,24 @@ async fn metrics(axum::extract::State(st): axum::extract::State<AdminState>) -> 
         )],
         st.metrics.encode(),
     )
+}
+
+async fn dead_letter(
+    axum::extract::State(st): axum::extract::State<AdminState>,
+) -> axum::response::Response {
+    // sled reads block: off the reactor threads.
+    let listed = tokio::task::spawn_blocking(move || st.spool.dead_letters()).await;
+    match listed {
+        Ok(Ok(list)) => Json(crate::dead_letter::to_json(&list)).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({"error": "cannot read the spool", "detail": e.to_string()})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({"error": "internal error", "detail": e.to_string()})),
+        )
+            .into_response(),
+    }
 }

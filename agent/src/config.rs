@@ -69,6 +69,13 @@ pub struct InputConfig {
     /// change). Default: no limit.
     #[serde(default, with = "humantime_serde")]
     pub ignore_older: Option<Duration>,
+    /// How lines are encoded: `auto` (default; decided per file from its first line),
+    /// `raw`, `cri` or `docker`.
+    #[serde(default)]
+    pub format: crate::container::Format,
+    /// Joining multi-line events (stack traces); default: off.
+    #[serde(default)]
+    pub multiline: Option<crate::multiline::MultilineConfig>,
     /// Name used in metric labels; default `input<N>` (N counted from 0).
     #[serde(default)]
     pub name: Option<String>,
@@ -313,6 +320,13 @@ impl AgentConfig {
                     }
                 }
             }
+            if let Some(Err(e)) = input.multiline.as_ref().map(|m| m.validate()) {
+                let key = match e.key() {
+                    Some(k) => format!("inputs[{i}].multiline.{k}"),
+                    None => format!("inputs[{i}].multiline"),
+                };
+                return Err(ConfigError::invalid(key, e.to_string()));
+            }
         }
         let out = &self.output;
         if !out.url.starts_with("https://") && !out.url.starts_with("http://") {
@@ -529,6 +543,51 @@ mod tests {
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();
+            assert!(err.starts_with(key), "expected `{key}` in: {err}");
+        }
+    }
+
+    #[test]
+    fn input_format_and_multiline() {
+        use crate::container::Format;
+        use crate::multiline::Preset;
+        let cfg = parse(MINIMAL).unwrap();
+        assert_eq!(cfg.inputs[0].format, Format::Auto);
+        assert!(cfg.inputs[0].multiline.is_none());
+        let with = |extra: &str| {
+            MINIMAL.replace(
+                "include = [\"/var/log/*.log\"]\n",
+                &format!("include = [\"/var/log/*.log\"]\n{extra}"),
+            )
+        };
+        let cfg = parse(&with(
+            "format = \"cri\"\n[inputs.multiline]\npreset = \"java\"\ntimeout = \"2s\"\n",
+        ))
+        .unwrap();
+        assert_eq!(cfg.inputs[0].format, Format::Cri);
+        let m = cfg.inputs[0].multiline.as_ref().unwrap();
+        assert_eq!(m.preset, Some(Preset::Java));
+        assert_eq!((m.max_lines, m.timeout), (500, Duration::from_secs(2)));
+        for (extra, key) in [
+            ("format = \"json\"\n", "inputs[0].format"),
+            (
+                "[inputs.multiline]\nstart_pattern = \"(oops\"\n",
+                "inputs[0].multiline.start_pattern",
+            ),
+            (
+                "[inputs.multiline]\nmax_lines = 10\n",
+                "inputs[0].multiline",
+            ),
+            (
+                "[inputs.multiline]\npreset = \"java\"\nmaxlines = 3\n",
+                "inputs[0].multiline",
+            ),
+            (
+                "[inputs.multiline]\npreset = \"go\"\ntimeout = \"0s\"\n",
+                "inputs[0].multiline.timeout",
+            ),
+        ] {
+            let err = parse(&with(extra)).unwrap_err().to_string();
             assert!(err.starts_with(key), "expected `{key}` in: {err}");
         }
     }

@@ -27,6 +27,25 @@ enum Command {
     Run,
     /// Check the config and exit: 0 if valid, otherwise print the key and the reason.
     Validate,
+    /// Inspect or purge the batches the aggregator refused for good (on a stopped agent's
+    /// spool; a running agent lists them at its admin endpoint, `GET /dead-letter`).
+    DeadLetter {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterAction {
+    /// One line per batch: seq, bytes, records, status, when and why it was refused.
+    List,
+    /// One batch: what was recorded about it, and its lines.
+    Show {
+        /// The batch's sequence number.
+        seq: u64,
+    },
+    /// Delete every dead-lettered batch.
+    Purge,
 }
 
 fn main() -> ExitCode {
@@ -43,6 +62,7 @@ fn main() -> ExitCode {
             println!("config is valid");
             ExitCode::SUCCESS
         }
+        Command::DeadLetter { action } => dead_letter(&cfg, action),
         Command::Run => {
             runtime::init_logging();
             match run(cfg, cli.config.unwrap_or_default()) {
@@ -52,6 +72,35 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn dead_letter(cfg: &AgentConfig, action: DeadLetterAction) -> ExitCode {
+    use logferry_agent::dead_letter;
+    use logferry_agent::spool::{Spool, SpoolError};
+    let spool = match Spool::open_existing(&cfg.data_dir.join("spool")) {
+        Ok(s) => s,
+        Err(e @ SpoolError::Locked(_)) => {
+            eprintln!("{e}: stop it first, or see GET /dead-letter on its admin endpoint");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let done = match action {
+        DeadLetterAction::List => dead_letter::list(&spool, &mut out),
+        DeadLetterAction::Show { seq } => dead_letter::show(&spool, seq, &mut out),
+        DeadLetterAction::Purge => dead_letter::purge(&spool, &mut out).map(drop),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -54,7 +54,7 @@ impl Backoff {
 enum Verdict {
     Acked,
     Retry(Option<Duration>, String),
-    Permanent(String),
+    Permanent(StatusCode, String),
 }
 
 /// Where and how batches are sent. Replaced as a whole when the config is reloaded;
@@ -172,9 +172,9 @@ impl Shipper {
                     self.metrics.last_ack_timestamp.set(now);
                     return;
                 }
-                Verdict::Permanent(why) => {
+                Verdict::Permanent(status, why) => {
                     tracing::error!(seq, reason = %why, "the aggregator refused a batch for good; moved to the dead-letter store");
-                    if let Err(e) = self.spool.dead_letter(seq) {
+                    if let Err(e) = self.spool.dead_letter(seq, Some(status.as_u16()), &why) {
                         tracing::error!(seq, error = %e, "cannot dead-letter a batch");
                     }
                     self.metrics.batches_dead_lettered.inc();
@@ -235,7 +235,7 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, why: String) -> V
         && status != StatusCode::REQUEST_TIMEOUT
         && status != StatusCode::TOO_MANY_REQUESTS
     {
-        Verdict::Permanent(why)
+        Verdict::Permanent(status, why)
     } else {
         // 5xx, 408, 429, 401/403, and 1xx/3xx (not an acknowledgement): try again.
         Verdict::Retry(retry_after, why)

@@ -15,8 +15,9 @@
 //!
 //! On-disk layout (format version 1, in the `meta` tree under `format`): tree `batches`
 //! maps `seq` (u64 big-endian) to the frame bytes; `checkpoints` maps a file key to
-//! [`Checkpoint::encode`]; `dead_letter` maps `seq` to the frame; `meta` holds
-//! `agent_id`, `next_seq` and `format`.
+//! [`Checkpoint::encode`]; `dead_letter` maps `seq` to the frame and `dead_letter_info`
+//! maps it to [`DeadLetterInfo::encode`] (why and when it was refused; written in the
+//! same transaction); `meta` holds `agent_id`, `next_seq` and `format`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +47,12 @@ pub enum SpoolError {
     /// Moving a damaged spool aside failed.
     #[error("cannot move the damaged spool aside: {0}")]
     MoveAside(std::io::Error),
+    /// [`Spool::open_existing`]: another process (a running agent) holds the spool.
+    #[error("the spool at {0} is in use by a running agent")]
+    Locked(PathBuf),
+    /// [`Spool::open_existing`]: there is no spool.
+    #[error("there is no spool at {0}")]
+    Missing(PathBuf),
 }
 
 impl From<TransactionError<SpoolError>> for SpoolError {
@@ -168,6 +175,7 @@ pub struct Spool {
     batches: sled::Tree,
     checkpoints: sled::Tree,
     dead: sled::Tree,
+    dead_info: sled::Tree,
     meta: sled::Tree,
     bytes: AtomicU64,
     max_bytes: u64,
@@ -244,6 +252,20 @@ impl Spool {
         }
     }
 
+    /// Opens an existing spool for inspection (the `dead-letter` command): no waiting for
+    /// the lock, no moving aside, nothing created.
+    pub fn open_existing(dir: &Path) -> Result<Spool, SpoolError> {
+        if !dir.join("conf").exists() {
+            return Err(SpoolError::Missing(dir.to_owned()));
+        }
+        match Self::open_inner(dir, u64::MAX, WhenFull::Block) {
+            Err(SpoolError::Storage(e)) if is_lock_error(&e) => {
+                Err(SpoolError::Locked(dir.to_owned()))
+            }
+            other => other,
+        }
+    }
+
     fn open_inner(dir: &Path, max_bytes: u64, when_full: WhenFull) -> Result<Spool, SpoolError> {
         let db = sled::Config::new()
             .path(dir)
@@ -269,6 +291,7 @@ impl Spool {
         Ok(Spool {
             checkpoints: db.open_tree("checkpoints")?,
             dead: db.open_tree("dead_letter")?,
+            dead_info: db.open_tree("dead_letter_info")?,
             batches,
             meta,
             db,
@@ -419,14 +442,28 @@ impl Spool {
         Ok(())
     }
 
-    /// Moves a batch the aggregator refused for good into the dead-letter tree.
-    pub fn dead_letter(&self, seq: u64) -> Result<(), SpoolError> {
+    /// Moves a batch the aggregator refused for good into the dead-letter tree, with why
+    /// (`status`: the HTTP status, if there was one; `reason`: the refusal, cut to
+    /// [`MAX_REASON_BYTES`]) and when, in one transaction.
+    pub fn dead_letter(
+        &self,
+        seq: u64,
+        status: Option<u16>,
+        reason: &str,
+    ) -> Result<(), SpoolError> {
         let key = seq.to_be_bytes();
         if let Some(v) = self.batches.get(key)? {
-            (&self.batches, &self.dead)
-                .transaction(|(b, d)| {
+            let info = DeadLetterInfo {
+                status,
+                reason: cut_at_char(reason, MAX_REASON_BYTES).to_owned(),
+                time_ms: unix_ms(),
+            }
+            .encode();
+            (&self.batches, &self.dead, &self.dead_info)
+                .transaction(|(b, d, i)| {
                     b.remove(&key[..])?;
                     d.insert(&key[..], v.clone())?;
+                    i.insert(&key[..], info.as_slice())?;
                     Ok::<(), ConflictableTransactionError<SpoolError>>(())
                 })
                 .map_err(SpoolError::from)?;
@@ -440,6 +477,42 @@ impl Spool {
     /// Number of dead-lettered batches.
     pub fn dead_letter_len(&self) -> usize {
         self.dead.len()
+    }
+
+    /// The dead-lettered batches, oldest first. Batches dead-lettered before their reason
+    /// was recorded have `info: None`.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, SpoolError> {
+        let mut out = Vec::new();
+        for item in self.dead.iter() {
+            let (k, v) = item?;
+            let info = self
+                .dead_info
+                .get(&k)?
+                .and_then(|i| DeadLetterInfo::decode(&i));
+            out.push(DeadLetter {
+                seq: seq_of(&k),
+                bytes: v.len() as u64,
+                records: frame_record_count(&v),
+                info,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The frame of dead-lettered batch `seq`.
+    pub fn dead_letter_frame(&self, seq: u64) -> Result<Option<sled::IVec>, SpoolError> {
+        Ok(self.dead.get(seq.to_be_bytes())?)
+    }
+
+    /// Deletes every dead-lettered batch; returns how many there were.
+    pub fn purge_dead_letters(&self) -> Result<usize, SpoolError> {
+        let n = self.dead.len();
+        // Frames first: an entry of `dead_letter_info` left by a crash in between is
+        // never listed (listing walks the frames) and its seq is never reused.
+        self.dead.clear()?;
+        self.dead_info.clear()?;
+        self.db.flush()?;
+        Ok(n)
     }
 
     /// Flushes everything to disk.
@@ -460,6 +533,82 @@ fn frame_record_count(frame: &[u8]) -> u32 {
         .and_then(|b| b.try_into().ok())
         .map(u32::from_be_bytes)
         .unwrap_or(0)
+}
+
+/// sled's error when another process holds the spool's lock.
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+        || io.to_string().contains("could not acquire lock"))
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn cut_at_char(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Longest refusal reason kept with a dead-lettered batch.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// Why and when a batch was dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterInfo {
+    /// The HTTP status of the refusal, if there was one.
+    pub status: Option<u16>,
+    /// The refusal as the agent logged it.
+    pub reason: String,
+    /// Unix milliseconds when it was dead-lettered.
+    pub time_ms: u64,
+}
+
+/// Encoding version of [`DeadLetterInfo`].
+const DEAD_LETTER_INFO_VERSION: u8 = 1;
+
+impl DeadLetterInfo {
+    /// `1 | status (u16, 0: none) | time_ms (u64) | reason bytes`, integers big-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(11 + self.reason.len());
+        v.push(DEAD_LETTER_INFO_VERSION);
+        v.extend_from_slice(&self.status.unwrap_or(0).to_be_bytes());
+        v.extend_from_slice(&self.time_ms.to_be_bytes());
+        v.extend_from_slice(self.reason.as_bytes());
+        v
+    }
+
+    /// Inverse of [`DeadLetterInfo::encode`]; `None` for bytes it cannot read.
+    pub fn decode(b: &[u8]) -> Option<DeadLetterInfo> {
+        if *b.first()? != DEAD_LETTER_INFO_VERSION {
+            return None;
+        }
+        let status = u16::from_be_bytes(b.get(1..3)?.try_into().ok()?);
+        Some(DeadLetterInfo {
+            status: (status != 0).then_some(status),
+            time_ms: u64::from_be_bytes(b.get(3..11)?.try_into().ok()?),
+            reason: String::from_utf8_lossy(b.get(11..)?).into_owned(),
+        })
+    }
+}
+
+/// A dead-lettered batch, as [`Spool::dead_letters`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The batch's sequence number.
+    pub seq: u64,
+    /// Size of its frame.
+    pub bytes: u64,
+    /// Records in it, from the frame header.
+    pub records: u32,
+    /// Why and when it was refused (`None` for batches dead-lettered by older agents).
+    pub info: Option<DeadLetterInfo>,
 }
 
 #[cfg(test)]
@@ -563,10 +712,89 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (s, _) = Spool::open(&dir.path().join("spool"), 1 << 20, WhenFull::Block).unwrap();
         s.commit(1, &frame(1, 30), &[], &|| false).unwrap();
-        s.dead_letter(1).unwrap();
+        s.dead_letter(1, Some(400), "400 Bad Request: bad body")
+            .unwrap();
         assert!(s.is_empty());
         assert_eq!(s.dead_letter_len(), 1);
         assert_eq!(s.bytes(), 0);
+    }
+
+    #[test]
+    fn dead_letters_keep_why_and_when_and_can_be_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool");
+        let before = unix_ms();
+        {
+            let (s, _) = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap();
+            s.commit(1, &frame(7, 30), &[], &|| false).unwrap();
+            s.commit(2, &frame(3, 40), &[], &|| false).unwrap();
+            s.commit(3, &frame(1, 50), &[], &|| false).unwrap();
+            s.dead_letter(3, None, &"é".repeat(600)).unwrap();
+            s.dead_letter(1, Some(413), "413 Payload Too Large: frame")
+                .unwrap();
+            s.dead_letter(9, Some(400), "no such batch: nothing happens")
+                .unwrap();
+            // A batch dead-lettered by an agent that kept no reason.
+            s.dead.insert(5u64.to_be_bytes(), frame(2, 20)).unwrap();
+        }
+        // Reopened for inspection: what was recorded is still there.
+        let s = Spool::open_existing(&path).unwrap();
+        let list = s.dead_letters().unwrap();
+        let short: Vec<(u64, u64, u32)> =
+            list.iter().map(|d| (d.seq, d.bytes, d.records)).collect();
+        assert_eq!(short, vec![(1, 30, 7), (3, 50, 1), (5, 20, 2)]);
+        let info = list[0].info.clone().unwrap();
+        assert_eq!(info.status, Some(413));
+        assert_eq!(info.reason, "413 Payload Too Large: frame");
+        assert!(info.time_ms >= before && info.time_ms <= unix_ms());
+        let long = list[1].info.clone().unwrap();
+        assert_eq!((long.status, long.reason.len()), (None, MAX_REASON_BYTES));
+        assert_eq!(list[2].info, None);
+        assert_eq!(s.dead_letter_frame(1).unwrap().unwrap().len(), 30);
+        assert!(s.dead_letter_frame(2).unwrap().is_none());
+        assert_eq!(s.len(), 1, "batch 2 is still queued");
+        assert_eq!(s.purge_dead_letters().unwrap(), 3);
+        assert!(s.dead_letters().unwrap().is_empty());
+        assert!(s.dead_info.is_empty());
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn open_existing_refuses_a_missing_or_locked_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool");
+        assert!(matches!(
+            Spool::open_existing(&path),
+            Err(SpoolError::Missing(_))
+        ));
+        assert!(!path.exists(), "nothing created");
+        let (held, _) = Spool::open(&path, 1 << 20, WhenFull::Block).unwrap();
+        // sled's lock is a flock on its own open file, so a second open is refused even
+        // from the same process.
+        assert!(matches!(
+            Spool::open_existing(&path),
+            Err(SpoolError::Locked(_))
+        ));
+        drop(held);
+        assert!(Spool::open_existing(&path).is_ok());
+        let locked = sled::Error::Io(std::io::Error::other(
+            "could not acquire lock on \"/x/db\": Os { code: 11 }",
+        ));
+        assert!(is_lock_error(&locked));
+        assert!(!is_lock_error(&sled::Error::Unsupported("x".into())));
+    }
+
+    #[test]
+    fn dead_letter_info_encoding() {
+        let i = DeadLetterInfo {
+            status: Some(400),
+            reason: "bad".into(),
+            time_ms: 1_800_000_000_000,
+        };
+        assert_eq!(DeadLetterInfo::decode(&i.encode()), Some(i));
+        assert_eq!(DeadLetterInfo::decode(b""), None);
+        assert_eq!(DeadLetterInfo::decode(b"\x02abcdefghijkl"), None);
+        assert_eq!(DeadLetterInfo::decode(b"\x01\x00"), None);
     }
 
     #[test]

@@ -143,6 +143,14 @@ async fn permanent_refusal_goes_to_the_dead_letter_store() {
     let task = tokio::spawn(shipper(url, spool.clone(), metrics.clone(), shutdown.clone()).run());
     wait_until("both batches to leave the spool", || spool.is_empty()).await;
     assert_eq!(spool.dead_letter_len(), 1);
+    let dead = spool.dead_letters().expect("dead letters");
+    let info = dead[0].info.as_ref().expect("reason recorded");
+    assert_eq!(info.status, Some(400));
+    assert!(
+        info.reason.starts_with("400 Bad Request"),
+        "{}",
+        info.reason
+    );
     assert_eq!(metrics.batches_dead_lettered.get(), 1);
     assert_eq!(metrics.batches_acked.get(), 1);
     assert_eq!(

@@ -34,7 +34,10 @@ pub const FLAG_INVALID_UTF8: u8 = 0b0000_0010;
 /// Record flag: the line had no trailing newline (flushed after a timeout or at EOF of a
 /// deleted file).
 pub const FLAG_NO_NEWLINE: u8 = 0b0000_0100;
-const KNOWN_RECORD_FLAGS: u8 = FLAG_TRUNCATED | FLAG_INVALID_UTF8 | FLAG_NO_NEWLINE;
+/// Record flag: the line came from a container's stderr (CRI and Docker logs record the
+/// stream; lines without this flag are stdout or plain file lines).
+pub const FLAG_STDERR: u8 = 0b0000_1000;
+const KNOWN_RECORD_FLAGS: u8 = FLAG_TRUNCATED | FLAG_INVALID_UTF8 | FLAG_NO_NEWLINE | FLAG_STDERR;
 
 /// Why a frame was refused. Every variant is a client error; [`WireError::status_class`]
 /// maps it to the HTTP answer the aggregator gives.

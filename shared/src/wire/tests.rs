@@ -151,6 +151,37 @@ fn unknown_version_codec_and_flags_are_typed_errors() {
 }
 
 #[test]
+fn stderr_flag_round_trips_and_unknown_record_flags_are_refused() {
+    let mut b = BatchBuilder::new("node-1", 1_700_000_000_000, 64);
+    let src = b.add_source("/var/log/pods/a_b_c/d/0.log", &[]);
+    b.push(
+        src,
+        1_700_000_000_000,
+        FLAG_STDERR | FLAG_TRUNCATED,
+        b"zzzz",
+    );
+    let mut c = Compressor::new(Codec::None, 0).unwrap();
+    let frame = b.seal("agent-a", "default", 1, &mut c).unwrap();
+    let decoded = decode_frame(&frame, &limits()).unwrap();
+    let batch = decoded.batch().unwrap();
+    assert_eq!(batch.records[0].flags, FLAG_STDERR | FLAG_TRUNCATED);
+
+    // Set a flag bit no version knows (bit 4) in the uncompressed body.
+    let at = frame
+        .windows(6)
+        .position(|w| w == [FLAG_STDERR | FLAG_TRUNCATED, 4, b'z', b'z', b'z', b'z'])
+        .unwrap();
+    let mut bad = frame.clone();
+    bad[at] |= 0b0001_0000;
+    reseal(&mut bad);
+    let decoded = decode_frame(&bad, &limits()).unwrap();
+    assert!(matches!(
+        decoded.batch(),
+        Err(WireError::BadBody("unknown record flags"))
+    ));
+}
+
+#[test]
 fn oversized_frames_and_declared_bodies_are_refused() {
     let frame = sample_frame(Codec::None);
     let tight = DecodeLimits {
