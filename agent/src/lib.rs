@@ -10,6 +10,7 @@ pub mod batcher;
 pub mod config;
 pub mod container;
 pub mod dead_letter;
+pub mod decode;
 pub mod discover;
 pub mod fingerprint;
 pub mod k8s;

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub deleted_unread_bytes: Counter,
     /// Files skipped because their first kilobyte equals that of a file already read.
     pub files_duplicate: Counter,
+    /// Lines of a `cri`/`docker` input that did not decode; sent as they were.
+    pub lines_undecodable: Counter,
     /// Bytes of batches in the spool.
     pub spool_bytes: Gauge,
     /// Batches in the spool.
@@ -80,6 +82,7 @@ impl Metrics {
             files_released: Counter::default(),
             deleted_unread_bytes: Counter::default(),
             files_duplicate: Counter::default(),
+            lines_undecodable: Counter::default(),
             spool_bytes: Gauge::default(),
             spool_batches: Gauge::default(),
             files_open: Gauge::default(),
@@ -88,7 +91,7 @@ impl Metrics {
             last_ack_age: Gauge::default(),
             last_ack_timestamp: Gauge::default(),
         };
-        let counters: [(&str, &str, &Counter); 14] = [
+        let counters: [(&str, &str, &Counter); 15] = [
             ("lines_read", "Lines read from files", &m.lines_read),
             ("bytes_read", "Bytes read from files", &m.bytes_read),
             (
@@ -150,6 +153,11 @@ impl Metrics {
                 "files_duplicate",
                 "Files skipped because their first kilobyte equals a file already read",
                 &m.files_duplicate,
+            ),
+            (
+                "lines_undecodable",
+                "Lines of a cri or docker input that did not decode, sent as they were",
+                &m.lines_undecodable,
             ),
         ];
         for (name, help, c) in counters {

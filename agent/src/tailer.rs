@@ -40,9 +40,12 @@ use tokio::sync::Notify;
 
 use crate::batcher::{now_ms, Batcher, BatcherParts, Committed, FileKey, Origin};
 use crate::config::{AgentConfig, ReadFrom};
+use crate::container::Entry;
+use crate::decode::{Decode, DecodePlan};
 use crate::discover::{Discovery, Found, Wake};
 use crate::fingerprint::Fingerprint;
-use crate::lines::LineSplitter;
+use crate::k8s::K8sMetadata;
+use crate::lines::{Line, LineSplitter};
 use crate::metrics::Metrics;
 use crate::spool::{file_key, Checkpoint, Spool, SpoolError};
 
@@ -59,6 +62,13 @@ pub const RELEASE_AFTER_IDLE: Duration = Duration::from_secs(5);
 const COMMIT_WAIT: Duration = Duration::from_millis(200);
 /// Checkpoints of files not seen for this long are removed at start.
 const CHECKPOINT_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+
+fn decode_plans(cfg: &AgentConfig) -> Vec<DecodePlan> {
+    cfg.inputs
+        .iter()
+        .map(|i| DecodePlan::new(i, cfg.tail.max_line_bytes, cfg.tail.partial_line_timeout))
+        .collect()
+}
 
 /// A config waiting to be applied by the tailer thread at its next round.
 #[derive(Debug, Default)]
@@ -115,6 +125,11 @@ struct Tracked {
     mtime_ns: i64,
     fingerprint: Fingerprint,
     splitter: LineSplitter,
+    /// Container decoding and multi-line joining.
+    decode: Decode,
+    /// End offset of the last event put into a batch: where reading resumes when a
+    /// sealed batch must wait and what is held is dropped to be read again.
+    last_event_end: u64,
     /// A path of an include glob pointed at this file at the last scan.
     matched: bool,
     /// When data was last read (or the file was first seen).
@@ -143,6 +158,8 @@ pub struct Tailer {
     buf: Vec<u8>,
     next_scan: Instant,
     reload: Arc<ReloadSlot>,
+    /// Per input: how its files' lines are decoded.
+    plans: Vec<DecodePlan>,
     limits: Limits,
     open_files: usize,
 }
@@ -195,6 +212,7 @@ impl Tailer {
             buf: vec![0; READ_BUFFER],
             next_scan: Instant::now(),
             reload: Arc::new(ReloadSlot::default()),
+            plans: decode_plans(cfg),
             limits: Limits::of(cfg),
             open_files: 0,
         })
@@ -221,6 +239,8 @@ impl Tailer {
             }
         }
         self.limits = Limits::of(cfg);
+        // Files keep the decoder they started with; new files get the new plan.
+        self.plans = decode_plans(cfg);
         match Compressor::new(cfg.output.compression, cfg.compression_level()) {
             Ok(c) => self.batcher.reconfigure(
                 c,
@@ -424,6 +444,8 @@ impl Tailer {
                 mtime_ns: 0,
                 fingerprint,
                 splitter: LineSplitter::new(self.limits.max_line),
+                decode: self.plans[f.input].start(),
+                last_event_end: offset,
                 matched: true,
                 last_data: Instant::now(),
                 deleted_since: None,
@@ -508,7 +530,9 @@ impl Tailer {
                 tracing::info!(path = %t.path.display(), size = meta.len(), offset = t.offset, "file truncated; reading from the start");
                 self.metrics.files_truncated.inc();
                 t.offset = 0;
+                t.last_event_end = 0;
                 t.splitter.reset();
+                t.decode.reset();
                 if file.seek(SeekFrom::Start(0)).is_err() {
                     return false;
                 }
@@ -536,6 +560,7 @@ impl Tailer {
                 t.fingerprint = Fingerprint::read(file).unwrap_or(t.fingerprint);
             }
             let observed = now_ms();
+            let now = Instant::now();
             let data = &self.buf[..n];
             let mut pos = 0;
             let origin = Origin {
@@ -545,43 +570,66 @@ impl Tailer {
                 attrs: &t.attrs,
             };
             while let Some(line) = t.splitter.next_line(data, &mut pos) {
-                self.batcher
-                    .push(&origin, line, observed, base + pos as u64);
-                if self.batcher.is_full() {
-                    let c = self.batcher.seal(COMMIT_WAIT);
-                    if c != Committed::Done {
-                        // The sealed batch waits for room. The rest of the chunk is
-                        // in no batch: rewind to just after the last line pushed (the
-                        // splitter holds nothing after a complete line) and read it
-                        // again once the batch is in the spool.
-                        let resume = base + pos as u64;
-                        t.offset = resume;
-                        t.splitter.reset();
-                        let _ = file.seek(SeekFrom::Start(resume));
-                        return read_any;
-                    }
+                let batcher = &mut self.batcher;
+                let last_end = &mut t.last_event_end;
+                t.decode
+                    .push(line, base + pos as u64, now, &mut |e: Entry<'_>| {
+                        let line = Line {
+                            bytes: e.bytes,
+                            flags: e.flags,
+                        };
+                        batcher.push(&origin, line, observed, e.end_offset);
+                        *last_end = e.end_offset;
+                    });
+                if self.batcher.is_full() && self.batcher.seal(COMMIT_WAIT) != Committed::Done {
+                    // The sealed batch waits for room. What follows its last event is in
+                    // no batch: drop what the splitter and decoders hold, rewind to just
+                    // after that event, and read it again once the batch is in the spool.
+                    let resume = t.last_event_end;
+                    t.offset = resume;
+                    t.splitter.reset();
+                    t.decode.reset();
+                    let _ = file.seek(SeekFrom::Start(resume));
+                    return read_any;
                 }
             }
+        }
+        let stats = t.decode.take_stats();
+        if stats.decode_errors > 0 {
+            self.metrics.lines_undecodable.inc_by(stats.decode_errors);
         }
         read_any
     }
 
-    /// Sends partial last lines that have waited longer than the timeout.
+    /// Sends partial last lines that have waited longer than the timeout, and what the
+    /// decoders held past theirs.
     fn flush_stale_partials(&mut self) {
+        let now = Instant::now();
+        let observed = now_ms();
         for (key, t) in self.files.iter_mut() {
-            if t.splitter.pending() == 0 || t.last_data.elapsed() < self.limits.partial_timeout {
-                continue;
-            }
-            let end = t.offset;
             let origin = Origin {
                 key: *key,
                 path: &t.path,
                 fingerprint: t.fingerprint,
                 attrs: &t.attrs,
             };
-            if let Some(line) = t.splitter.flush_partial() {
-                self.batcher.push(&origin, line, now_ms(), end);
+            let batcher = &mut self.batcher;
+            let last_end = &mut t.last_event_end;
+            let mut out = |e: Entry<'_>| {
+                let line = Line {
+                    bytes: e.bytes,
+                    flags: e.flags,
+                };
+                batcher.push(&origin, line, observed, e.end_offset);
+                *last_end = e.end_offset;
+            };
+            if t.splitter.pending() > 0 && t.last_data.elapsed() >= self.limits.partial_timeout {
+                let end = t.offset;
+                if let Some(line) = t.splitter.flush_partial() {
+                    t.decode.push(line, end, now, &mut out);
+                }
             }
+            t.decode.flush_due(now, &mut out);
         }
     }
 
@@ -590,7 +638,7 @@ impl Tailer {
     fn housekeeping(&mut self) {
         let mut release = Vec::new();
         for (key, t) in &self.files {
-            let at_end = t.splitter.pending() == 0 && t.offset >= t.size;
+            let at_end = t.splitter.pending() == 0 && !t.decode.is_holding() && t.offset >= t.size;
             let gone = !t.matched || t.deleted_since.is_some();
             if gone && at_end && t.last_data.elapsed() >= RELEASE_AFTER_IDLE {
                 release.push((*key, false));
@@ -613,14 +661,33 @@ impl Tailer {
     }
 
     fn release(&mut self, key: FileKey, forced: bool) {
-        let Some(t) = self.files.remove(&key) else {
+        let Some(mut t) = self.files.remove(&key) else {
             return;
         };
         if t.file.is_some() {
             self.open_files -= 1;
         }
         self.metrics.files_released.inc();
-        let unread = t.size.saturating_sub(t.offset) + t.splitter.pending() as u64;
+        // What was read but is still held goes out as it is.
+        let origin = Origin {
+            key,
+            path: &t.path,
+            fingerprint: t.fingerprint,
+            attrs: &t.attrs,
+        };
+        let batcher = &mut self.batcher;
+        let mut out = |e: Entry<'_>| {
+            let line = Line {
+                bytes: e.bytes,
+                flags: e.flags,
+            };
+            batcher.push(&origin, line, now_ms(), e.end_offset);
+        };
+        if let Some(line) = t.splitter.flush_partial() {
+            t.decode.push(line, t.offset, Instant::now(), &mut out);
+        }
+        t.decode.take_pending(&mut out);
+        let unread = t.size.saturating_sub(t.offset);
         if forced && unread > 0 {
             self.metrics.deleted_unread_bytes.inc_by(unread);
             tracing::error!(path = %t.path.display(), unread_bytes = unread,
@@ -649,6 +716,7 @@ impl Tailer {
                     && t.matched
                     && t.deleted_since.is_none()
                     && t.splitter.pending() == 0
+                    && !t.decode.is_holding()
                     && t.offset >= t.size
             })
             .map(|(k, t)| (t.last_data, *k))
@@ -750,6 +818,12 @@ fn reopen(t: &Tracked, key: FileKey) -> Result<File, &'static str> {
 /// Source attributes for a path: Kubernetes metadata where the path has the layout of
 /// the kubelet's log directories (resolved through a symlink too).
 fn source_attrs(path: &Path) -> Vec<(&'static str, String)> {
-    let _ = path;
-    Vec::new()
+    K8sMetadata::from_path(path)
+        .or_else(|| {
+            std::fs::canonicalize(path)
+                .ok()
+                .and_then(|p| K8sMetadata::from_path(&p))
+        })
+        .map(|m| m.attrs())
+        .unwrap_or_default()
 }
