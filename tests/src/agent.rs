@@ -31,6 +31,68 @@ pub struct AgentOptions {
     pub scan_interval: String,
     /// Present the test client certificate (`output.tls.cert` / `key`).
     pub mtls: bool,
+    /// `inputs[0].format` (`auto`, `raw`, `cri`, `docker`), when set.
+    pub format: Option<String>,
+    /// `inputs[0].multiline`, as TOML (e.g. `{ preset = "java" }`), when set.
+    pub multiline: Option<String>,
+    /// More `[[inputs]]` after the first.
+    pub extra_inputs: Vec<InputOptions>,
+    /// `output.batch_max_bytes`, when set.
+    pub batch_max_bytes: Option<usize>,
+    /// `spool.max_bytes`, when set.
+    pub spool_max_bytes: Option<u64>,
+    /// `spool.when_full` (`block` or `drop_oldest`), when set.
+    pub when_full: Option<String>,
+    /// `tail.max_line_bytes`, when set.
+    pub max_line_bytes: Option<usize>,
+    /// The soft limit on open files (`RLIMIT_NOFILE`) the process starts with, when set.
+    pub open_files_limit: Option<u64>,
+}
+
+/// One more `[[inputs]]` entry of an agent.
+#[derive(Debug, Clone, Default)]
+pub struct InputOptions {
+    /// `include`.
+    pub include: Vec<String>,
+    /// `format`, when set.
+    pub format: Option<String>,
+    /// `multiline`, as TOML (e.g. `{ preset = "python" }`), when set.
+    pub multiline: Option<String>,
+}
+
+impl InputOptions {
+    /// An input tailing `include`.
+    pub fn new(include: &[String]) -> InputOptions {
+        InputOptions {
+            include: include.to_vec(),
+            ..InputOptions::default()
+        }
+    }
+
+    /// Sets `format`.
+    pub fn format(mut self, format: &str) -> Self {
+        self.format = Some(format.to_owned());
+        self
+    }
+
+    /// Sets `multiline` (TOML text).
+    pub fn multiline(mut self, toml: &str) -> Self {
+        self.multiline = Some(toml.to_owned());
+        self
+    }
+
+    /// The `[[inputs]]` table.
+    fn toml(&self) -> String {
+        let include: Vec<String> = self.include.iter().map(toml_str).collect();
+        let mut t = format!("\n[[inputs]]\ninclude = [{}]\n", include.join(", "));
+        if let Some(f) = &self.format {
+            t += &format!("format = {}\n", toml_str(f));
+        }
+        if let Some(m) = &self.multiline {
+            t += &format!("multiline = {m}\n");
+        }
+        t
+    }
 }
 
 impl AgentOptions {
@@ -46,12 +108,63 @@ impl AgentOptions {
             retry_max: None,
             scan_interval: "200ms".to_owned(),
             mtls: false,
+            format: None,
+            multiline: None,
+            extra_inputs: Vec::new(),
+            batch_max_bytes: None,
+            spool_max_bytes: None,
+            when_full: None,
+            max_line_bytes: None,
+            open_files_limit: None,
         }
     }
 
     /// Sets `output.retry_max`.
     pub fn retry_max(mut self, d: &str) -> Self {
         self.retry_max = Some(d.to_owned());
+        self
+    }
+
+    /// Sets `inputs[0].format`.
+    pub fn format(mut self, format: &str) -> Self {
+        self.format = Some(format.to_owned());
+        self
+    }
+
+    /// Sets `inputs[0].multiline` (TOML text, e.g. `{ preset = "java" }`).
+    pub fn multiline(mut self, toml: &str) -> Self {
+        self.multiline = Some(toml.to_owned());
+        self
+    }
+
+    /// Adds an `[[inputs]]` entry.
+    pub fn input(mut self, input: InputOptions) -> Self {
+        self.extra_inputs.push(input);
+        self
+    }
+
+    /// Sets `output.batch_max_bytes`.
+    pub fn batch_max_bytes(mut self, n: usize) -> Self {
+        self.batch_max_bytes = Some(n);
+        self
+    }
+
+    /// Sets `spool.max_bytes` and `spool.when_full`.
+    pub fn spool(mut self, max_bytes: u64, when_full: &str) -> Self {
+        self.spool_max_bytes = Some(max_bytes);
+        self.when_full = Some(when_full.to_owned());
+        self
+    }
+
+    /// Sets `tail.max_line_bytes`.
+    pub fn max_line_bytes(mut self, n: usize) -> Self {
+        self.max_line_bytes = Some(n);
+        self
+    }
+
+    /// Starts the process with at most `n` open files (soft `RLIMIT_NOFILE`).
+    pub fn open_files_limit(mut self, n: u64) -> Self {
+        self.open_files_limit = Some(n);
         self
     }
 
@@ -62,10 +175,16 @@ impl AgentOptions {
 
     /// The config file text.
     pub fn config_text(&self, dir: &TestDir) -> String {
-        let include: Vec<String> = self.include.iter().map(toml_str).collect();
         let mut t = format!("data_dir = {}\n", toml_path(&self.data_dir(dir)));
         t += &format!("host = {}\n", toml_str(&self.host));
-        t += &format!("\n[[inputs]]\ninclude = [{}]\n", include.join(", "));
+        let first = InputOptions {
+            include: self.include.clone(),
+            format: self.format.clone(),
+            multiline: self.multiline.clone(),
+        };
+        for input in std::iter::once(&first).chain(&self.extra_inputs) {
+            t += &input.toml();
+        }
         t += &format!("\n[output]\nurl = {}\n", toml_str(&self.url));
         if let Some(token) = &self.token {
             t += &format!("token = {}\n", toml_str(token));
@@ -73,6 +192,9 @@ impl AgentOptions {
         t += &format!("batch_timeout = {}\n", toml_str(&self.batch_timeout));
         if let Some(r) = &self.retry_max {
             t += &format!("retry_max = {}\n", toml_str(r));
+        }
+        if let Some(n) = self.batch_max_bytes {
+            t += &format!("batch_max_bytes = {n}\n");
         }
         t += &format!("\n[output.tls]\nca = {}\n", toml_path(&dir.cert("ca.pem")));
         if self.mtls {
@@ -84,6 +206,18 @@ impl AgentOptions {
             "\n[tail]\nscan_interval = {}\n",
             toml_str(&self.scan_interval)
         );
+        if let Some(n) = self.max_line_bytes {
+            t += &format!("max_line_bytes = {n}\n");
+        }
+        if self.spool_max_bytes.is_some() || self.when_full.is_some() {
+            t += "\n[spool]\n";
+            if let Some(n) = self.spool_max_bytes {
+                t += &format!("max_bytes = {n}\n");
+            }
+            if let Some(w) = &self.when_full {
+                t += &format!("when_full = {}\n", toml_str(w));
+            }
+        }
         t
     }
 }
@@ -107,8 +241,14 @@ impl Agent {
         let config_path = dir.write(format!("{}.toml", options.name), &options.config_text(dir))?;
         let args: Vec<OsString> = vec!["--config".into(), config_path.clone().into(), "run".into()];
         let log = dir.join(format!("{}.log", options.name));
-        let mut process =
-            ManagedProcess::spawn(&options.name, &binary("logferry-agent"), &args, &log, &[])?;
+        let mut process = ManagedProcess::spawn_limited(
+            &options.name,
+            &binary("logferry-agent"),
+            &args,
+            &log,
+            &[],
+            options.open_files_limit,
+        )?;
         let addrs = process.wait_listening(&["admin"], START_TIMEOUT)?;
         Ok(Agent {
             process,
@@ -138,6 +278,21 @@ impl Agent {
         path: &str,
     ) -> anyhow::Result<(u16, String)> {
         http::get(client, &self.admin_url(path))
+    }
+
+    /// GET /metrics: the Prometheus text (an error unless 200).
+    pub fn metrics(&self, client: &reqwest::blocking::Client) -> anyhow::Result<String> {
+        let (status, body) = self.admin_get(client, "/metrics")?;
+        anyhow::ensure!(status == 200, "GET /metrics answered {status}: {body}");
+        Ok(body)
+    }
+
+    /// One series of [`Agent::metrics`], e.g. `logferry_agent_spool_batches`; an error
+    /// when the endpoint fails or the series is absent.
+    pub fn metric(&self, client: &reqwest::blocking::Client, series: &str) -> anyhow::Result<f64> {
+        let text = self.metrics(client)?;
+        http::metric(&text, series)
+            .with_context(|| format!("{series} is not among the agent's metrics:\n{text}"))
     }
 
     /// SIGTERM; an error unless it exits 0 in time.

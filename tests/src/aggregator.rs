@@ -225,6 +225,18 @@ impl Aggregator {
         self.events()
     }
 
+    /// Waits (polling, with a deadline) until the sink holds at least `n` events; the
+    /// error says how many arrived.
+    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let mut last = 0;
+        crate::wait_until(timeout, &format!("{n} events in the sink"), || {
+            last = sink::count_lines(&self.sink_path).unwrap_or(0);
+            last >= n
+        })
+        .with_context(|| format!("only {last} events arrived in {:?}", start.elapsed()))
+    }
+
     /// SIGTERM; an error unless it exits 0 in time.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         self.process.stop()

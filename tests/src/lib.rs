@@ -10,6 +10,8 @@
 //! - [`sink`]: reads the aggregator's file sink;
 //! - [`http`]: a blocking HTTP(S) client and Prometheus text helpers;
 //! - [`frames`]: hand-made wire frames, valid and hostile;
+//! - [`lines`]: lines with unique ids written by a background thread, and the accounting
+//!   of what reached the sink;
 //! - [`wait_until`]: polling with a deadline (tests never sleep to synchronise).
 //!
 //! The binaries are found next to the test executable (`target/debug/`), or in
@@ -20,6 +22,7 @@ pub mod agent;
 pub mod aggregator;
 pub mod frames;
 pub mod http;
+pub mod lines;
 pub mod process;
 pub mod sink;
 
@@ -28,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-pub use agent::{Agent, AgentOptions};
+pub use agent::{Agent, AgentOptions, InputOptions};
 pub use aggregator::{Aggregator, AggregatorOptions};
 
 /// The token every test aggregator accepts unless told otherwise.

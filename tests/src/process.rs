@@ -48,6 +48,19 @@ impl ManagedProcess {
         log_path: &Path,
         envs: &[(String, String)],
     ) -> anyhow::Result<ManagedProcess> {
+        Self::spawn_limited(name, binary, args, log_path, envs, None)
+    }
+
+    /// [`ManagedProcess::spawn`], with the soft limit on open files (`RLIMIT_NOFILE`) set
+    /// to `open_files` in the child (capped at the hard limit), as a service manager would.
+    pub fn spawn_limited(
+        name: &str,
+        binary: &Path,
+        args: &[OsString],
+        log_path: &Path,
+        envs: &[(String, String)],
+        open_files: Option<u64>,
+    ) -> anyhow::Result<ManagedProcess> {
         let open = |p: &Path| -> anyhow::Result<File> {
             OpenOptions::new()
                 .create(true)
@@ -75,6 +88,27 @@ impl ManagedProcess {
         }
         for (k, v) in envs {
             cmd.env(k, v);
+        }
+        if let Some(limit) = open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the closure runs in the forked child before exec and only calls
+            // getrlimit/setrlimit, which are async-signal-safe; it allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let mut rl = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    rl.rlim_cur = (limit as libc::rlim_t).min(rl.rlim_max);
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let child = cmd
             .spawn()
