@@ -200,6 +200,10 @@ pub struct TailConfig {
     /// `logferry_agent_deleted_unread_bytes_total` and logged. Default 10m.
     #[serde(default = "default_deleted_file_hold", with = "humantime_serde")]
     pub deleted_file_hold: Duration,
+    /// How long a file renamed away or deleted is kept open after its last data, for
+    /// lines written just after the rotation (Fluent Bit's `Rotate_Wait`). Default 5s.
+    #[serde(default = "default_rotate_wait", with = "humantime_serde")]
+    pub rotate_wait: Duration,
     /// Watch directories with inotify to find new files at once (the periodic scan stays
     /// as a fallback). Default true.
     #[serde(default = "default_true")]
@@ -216,6 +220,7 @@ impl Default for TailConfig {
             max_open_files: default_max_open_files(),
             close_idle_after: default_close_idle_after(),
             deleted_file_hold: default_deleted_file_hold(),
+            rotate_wait: default_rotate_wait(),
             watch: true,
         }
     }
@@ -279,6 +284,9 @@ fn default_close_idle_after() -> Duration {
 }
 fn default_deleted_file_hold() -> Duration {
     Duration::from_secs(600)
+}
+fn default_rotate_wait() -> Duration {
+    Duration::from_secs(5)
 }
 fn default_true() -> bool {
     true

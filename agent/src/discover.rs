@@ -157,8 +157,11 @@ impl Discovery {
     }
 
     /// Expands every input's globs. Also adds inotify watches for roots that appeared.
-    pub fn scan(&mut self) -> Vec<Found> {
+    /// The flag is false when a directory could not be read (e.g. out of descriptors):
+    /// files not found then may still be there.
+    pub fn scan(&mut self) -> (Vec<Found>, bool) {
         self.add_watches();
+        let mut complete = true;
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         for (idx, input) in self.inputs.iter().enumerate() {
@@ -170,13 +173,27 @@ impl Discovery {
                         continue;
                     }
                 };
-                for path in entries.flatten() {
+                for entry in entries {
+                    let path = match entry {
+                        Ok(p) => p,
+                        Err(e) => {
+                            complete = false;
+                            tracing::debug!(error = %e, "cannot read a directory while scanning");
+                            continue;
+                        }
+                    };
                     if input.exclude.iter().any(|p| p.matches_path(&path)) {
                         continue;
                     }
                     // metadata() follows symlinks.
-                    let Ok(meta) = std::fs::metadata(&path) else {
-                        continue;
+                    let meta = match std::fs::metadata(&path) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            if e.kind() != std::io::ErrorKind::NotFound {
+                                complete = false;
+                            }
+                            continue;
+                        }
                     };
                     if !meta.is_file() || !seen.insert(path.clone()) {
                         continue;
@@ -189,7 +206,7 @@ impl Discovery {
                 }
             }
         }
-        out
+        (out, complete)
     }
 
     fn add_watches(&mut self) {

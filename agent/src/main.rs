@@ -111,8 +111,28 @@ fn load(path: Option<PathBuf>) -> anyhow::Result<AgentConfig> {
     Ok(AgentConfig::load(&path)?)
 }
 
+/// Raises the soft limit on open files to the hard limit: the tailer holds up to
+/// `tail.max_open_files` descriptors, and the usual soft limit (1024) is below the
+/// default with the spool and sockets added.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass and nothing else.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::warn!("cannot raise the open-file limit");
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let mut signals = runtime::Signals::new()?;
     let mut running = app::start(cfg).await?;
     // SIGHUP reloads the config file; a config that does not load is refused as a

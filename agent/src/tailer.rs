@@ -9,7 +9,7 @@
 //! the read position was truncated in place (copytruncate) and is read again from 0.
 //!
 //! Letting go: a file no include glob reaches any more (renamed away) or deleted is read
-//! to its end and released after [`RELEASE_AFTER_IDLE`] without new data. A deleted file
+//! to its end and released after `tail.rotate_wait` without new data. A deleted file
 //! that cannot be read to its end (the spool is full because the aggregator is down) is
 //! held at most `tail.deleted_file_hold`; the bytes left unread are then counted and
 //! logged, so deleted files do not pin disk space forever.
@@ -54,14 +54,40 @@ pub use crate::batcher::STREAM;
 const READ_BUFFER: usize = 256 << 10;
 /// Chunks read from one file before moving to the next, for fairness.
 const CHUNKS_PER_TURN: usize = 16;
-/// How long a file renamed away or deleted is kept open after its last data, to catch
-/// lines written just after the rotation.
-pub const RELEASE_AFTER_IDLE: Duration = Duration::from_secs(5);
 /// How long a commit waits for room in a full spool before the tailer looks after its
 /// files again (and then retries).
 const COMMIT_WAIT: Duration = Duration::from_millis(200);
 /// Checkpoints of files not seen for this long are removed at start.
 const CHECKPOINT_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// Descriptors kept for everything but tailed files: the spool, sockets, inotify, the
+/// directories a scan reads.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// `configured`, lowered to what the process's open-file limit leaves after
+/// [`RESERVED_DESCRIPTORS`] (the binary raises its soft limit to the hard one at start).
+fn open_file_budget(configured: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and nothing else.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    if !ok || lim.rlim_cur == libc::RLIM_INFINITY {
+        return configured;
+    }
+    let room = lim.rlim_cur.saturating_sub(RESERVED_DESCRIPTORS).max(16);
+    let budget = configured.min(usize::try_from(room).unwrap_or(usize::MAX));
+    if budget < configured {
+        tracing::warn!(
+            configured,
+            budget,
+            limit = lim.rlim_cur,
+            "tail.max_open_files is above what the open-file limit allows; using less"
+        );
+    }
+    budget
+}
 
 fn decode_plans(cfg: &AgentConfig) -> Vec<DecodePlan> {
     cfg.inputs
@@ -95,6 +121,7 @@ struct Limits {
     max_open_files: usize,
     close_idle_after: Duration,
     deleted_file_hold: Duration,
+    rotate_wait: Duration,
 }
 
 impl Limits {
@@ -105,9 +132,10 @@ impl Limits {
             poll_interval: t.poll_interval,
             max_line: t.max_line_bytes,
             partial_timeout: t.partial_line_timeout,
-            max_open_files: t.max_open_files,
+            max_open_files: open_file_budget(t.max_open_files),
             close_idle_after: t.close_idle_after,
             deleted_file_hold: t.deleted_file_hold,
+            rotate_wait: t.rotate_wait,
         }
     }
 }
@@ -325,10 +353,16 @@ impl Tailer {
 
     /// Expands the include globs; tracks new files, notices renamed and grown ones.
     fn scan(&mut self) {
-        for t in self.files.values_mut() {
-            t.matched = false;
+        let (found, complete) = self.discovery.scan();
+        if complete {
+            for t in self.files.values_mut() {
+                t.matched = false;
+            }
+        } else {
+            tracing::warn!(
+                "a scan could not read every directory; no file is let go on its account"
+            );
         }
-        let found = self.discovery.scan();
         let mut lag: Vec<u64> = vec![0; self.discovery.inputs.len()];
         let mut duplicates = HashSet::new();
         for f in found {
@@ -640,7 +674,7 @@ impl Tailer {
         for (key, t) in &self.files {
             let at_end = t.splitter.pending() == 0 && !t.decode.is_holding() && t.offset >= t.size;
             let gone = !t.matched || t.deleted_since.is_some();
-            if gone && at_end && t.last_data.elapsed() >= RELEASE_AFTER_IDLE {
+            if gone && at_end && t.last_data.elapsed() >= self.limits.rotate_wait {
                 release.push((*key, false));
             } else if t
                 .deleted_since
@@ -676,12 +710,14 @@ impl Tailer {
             attrs: &t.attrs,
         };
         let batcher = &mut self.batcher;
+        let last_end = &mut t.last_event_end;
         let mut out = |e: Entry<'_>| {
             let line = Line {
                 bytes: e.bytes,
                 flags: e.flags,
             };
             batcher.push(&origin, line, now_ms(), e.end_offset);
+            *last_end = e.end_offset;
         };
         if let Some(line) = t.splitter.flush_partial() {
             t.decode.push(line, t.offset, Instant::now(), &mut out);
@@ -695,7 +731,21 @@ impl Tailer {
         } else {
             tracing::info!(path = %t.path.display(), "released file");
         }
-        if t.deleted_since.is_some() {
+        if t.deleted_since.is_none() {
+            // It may come back into an include glob (renamed back, or a glob that
+            // matches it again): resume where it stands rather than from 0.
+            self.checkpoints.insert(
+                key,
+                Checkpoint {
+                    offset: t.last_event_end,
+                    path: t.path.clone(),
+                    dev: key.0,
+                    ino: key.1,
+                    fingerprint: t.fingerprint,
+                    updated_ms: now_ms(),
+                },
+            );
+        } else {
             if self.batcher.holds(key) {
                 self.forget_after_seal.push(key);
             } else {

@@ -37,6 +37,11 @@ enum Op {
     CopyTruncate { f: usize },
     /// Delete live file `f`.
     Delete { f: usize },
+    /// Rename live file `f` to a name no include glob matches (the tailer reads it to its
+    /// end and lets it go) ...
+    Hide { f: usize },
+    /// ... and back, if its path is free: it must resume where it was, not from 0.
+    Unhide { f: usize },
     /// One round of the tailer.
     Tick,
     /// Stop cleanly (seal the open batch) and start again.
@@ -51,6 +56,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..FILES).prop_map(|f| Op::Rotate { f }),
         1 => (0..FILES).prop_map(|f| Op::CopyTruncate { f }),
         1 => (0..FILES).prop_map(|f| Op::Delete { f }),
+        2 => (0..FILES).prop_map(|f| Op::Hide { f }),
+        2 => (0..FILES).prop_map(|f| Op::Unhide { f }),
         6 => Just(Op::Tick),
         1 => Just(Op::Restart),
         1 => Just(Op::Crash),
@@ -87,7 +94,8 @@ impl World {
              [output]\nurl = \"https://127.0.0.1:1\"\ntoken = \"t\"\n\
              batch_timeout = \"1ms\"\nbatch_max_bytes = 4096\n\
              [spool]\nmax_bytes = 1048576\n\
-             [tail]\nscan_interval = \"1ms\"\npoll_interval = \"1ms\"\nwatch = false\n",
+             [tail]\nscan_interval = \"1ms\"\npoll_interval = \"1ms\"\nwatch = false\n\
+             rotate_wait = \"1ms\"\n",
             data = dir.path().join("data"),
             glob = logs.join("*.log*").to_string_lossy(),
             format = if cri { "cri" } else { "raw" },
@@ -134,6 +142,17 @@ impl World {
 
     fn live_path(&self, f: usize) -> PathBuf {
         self.dir.path().join("logs").join(format!("f{f}.log"))
+    }
+
+    fn hidden_path(&self, f: usize) -> PathBuf {
+        self.dir.path().join("logs").join(format!("f{f}.hidden"))
+    }
+
+    /// Moves the lines recorded for `from` to `to`.
+    fn moved(&mut self, from: &Path, to: PathBuf) {
+        if let Some(lines) = self.live.remove(from) {
+            self.live.insert(to, lines);
+        }
     }
 
     fn apply(&mut self, op: &Op) {
@@ -208,6 +227,20 @@ impl World {
                     self.lose(&path);
                 }
             }
+            Op::Hide { f } => {
+                let (live, hidden) = (self.live_path(f), self.hidden_path(f));
+                if live.exists() && !hidden.exists() {
+                    std::fs::rename(&live, &hidden).unwrap();
+                    self.moved(&live, hidden);
+                }
+            }
+            Op::Unhide { f } => {
+                let (live, hidden) = (self.live_path(f), self.hidden_path(f));
+                if hidden.exists() && !live.exists() {
+                    std::fs::rename(&hidden, &live).unwrap();
+                    self.moved(&hidden, live);
+                }
+            }
             Op::Tick => self.tick(),
             Op::Restart => {
                 if let Some(mut t) = self.tailer.take() {
@@ -261,6 +294,15 @@ impl World {
     }
 
     fn finish(&mut self) -> Result<(), TestCaseError> {
+        // Hidden files come back (where their name is free) so their lines can arrive; a
+        // hidden file whose name was taken again is lost to the tailer for good.
+        for f in 0..FILES {
+            self.apply(&Op::Unhide { f });
+            let hidden = self.hidden_path(f);
+            if hidden.exists() {
+                self.lose(&hidden);
+            }
+        }
         // Read everything that is left: bounded number of rounds.
         for _ in 0..500 {
             if self
@@ -296,7 +338,7 @@ impl World {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 48,
+        cases: 160,
         max_shrink_iters: 200,
         ..ProptestConfig::default()
     })]

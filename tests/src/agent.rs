@@ -45,7 +45,7 @@ pub struct AgentOptions {
     pub when_full: Option<String>,
     /// `tail.max_line_bytes`, when set.
     pub max_line_bytes: Option<usize>,
-    /// The soft limit on open files (`RLIMIT_NOFILE`) the process starts with, when set.
+    /// The limit on open files (`RLIMIT_NOFILE`, soft and hard) the process starts with, when set.
     pub open_files_limit: Option<u64>,
 }
 
@@ -162,7 +162,7 @@ impl AgentOptions {
         self
     }
 
-    /// Starts the process with at most `n` open files (soft `RLIMIT_NOFILE`).
+    /// Starts the process with at most `n` open files (`RLIMIT_NOFILE`, soft and hard).
     pub fn open_files_limit(mut self, n: u64) -> Self {
         self.open_files_limit = Some(n);
         self

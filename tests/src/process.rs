@@ -102,7 +102,9 @@ impl ManagedProcess {
                     if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
+                    // Soft and hard, so the process cannot raise it.
                     rl.rlim_cur = (limit as libc::rlim_t).min(rl.rlim_max);
+                    rl.rlim_max = rl.rlim_cur;
                     if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
