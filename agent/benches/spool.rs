@@ -5,30 +5,15 @@
 //!
 //! `cargo bench -p logferry-agent --bench spool [-- FRAMES FRAME_KIB BACKLOG]`
 
+mod common;
+use common::{cpu_seconds, proc_field};
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use logferry_agent::config::WhenFull;
 use logferry_agent::fingerprint::Fingerprint;
 use logferry_agent::spool::{Checkpoint, Spool};
-
-fn proc_field(file: &str, key: &str) -> u64 {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
 
 fn main() {
     let args: Vec<usize> = std::env::args()

@@ -10,6 +10,9 @@
 //! - `LOGFERRY_BENCH_COMPRESSION=zstd|gzip|none` (default zstd) and
 //!   `LOGFERRY_BENCH_LEVEL=N` (default: the agent's default for the codec).
 
+mod common;
+use common::{cpu_seconds, proc_field};
+
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,25 +24,6 @@ use logferry_agent::spool::Spool;
 use logferry_agent::tailer::Tailer;
 use logferry_shared::runtime::Shutdown;
 
-fn proc_field(file: &str, key: &str) -> u64 {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-/// Writes about `bytes` of mixed lines (access, JSON, syslog) to `path`.
 fn generate(path: &Path, bytes: u64) -> u64 {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create input"));
     let mut written = 0u64;

@@ -21,8 +21,8 @@ use logferry_shared::runtime::Shutdown;
 use logferry_shared::wire::{BatchBuilder, FLAG_TRUNCATED};
 use tokio::sync::Notify;
 
+use crate::container::Entry;
 use crate::fingerprint::Fingerprint;
-use crate::lines::Line;
 use crate::metrics::Metrics;
 use crate::spool::{Checkpoint, Spool, SpoolError};
 
@@ -165,8 +165,9 @@ impl Batcher {
         self.timeout = timeout;
     }
 
-    /// Adds a line of `origin` ending (newline included) at `end_offset`.
-    pub fn push(&mut self, origin: &Origin<'_>, line: Line<'_>, observed_ms: u64, end_offset: u64) {
+    /// Adds an event of `origin`; its `end_offset` becomes the file's checkpoint when the
+    /// batch is committed.
+    pub fn push(&mut self, origin: &Origin<'_>, event: Entry<'_>, observed_ms: u64) {
         let open = self.open.get_or_insert_with(|| OpenBatch {
             builder: BatchBuilder::new(&self.host, observed_ms, self.max_bytes + 4096),
             started: Instant::now(),
@@ -200,12 +201,12 @@ impl Batcher {
             };
         }
         let entry = &mut open.files[open.last];
-        entry.end_offset = end_offset;
+        entry.end_offset = event.end_offset;
         entry.fingerprint = origin.fingerprint;
         open.builder
-            .push(entry.source, observed_ms, line.flags, line.bytes);
+            .push(entry.source, observed_ms, event.flags, event.bytes);
         self.metrics.lines_read.inc();
-        if line.flags & FLAG_TRUNCATED != 0 {
+        if event.flags & FLAG_TRUNCATED != 0 {
             self.metrics.lines_truncated.inc();
         }
     }

@@ -45,7 +45,7 @@ use crate::decode::{Decode, DecodePlan};
 use crate::discover::{Discovery, Found, Wake};
 use crate::fingerprint::Fingerprint;
 use crate::k8s::K8sMetadata;
-use crate::lines::{Line, LineSplitter};
+use crate::lines::LineSplitter;
 use crate::metrics::Metrics;
 use crate::spool::{file_key, Checkpoint, Spool, SpoolError};
 
@@ -608,12 +608,8 @@ impl Tailer {
                 let last_end = &mut t.last_event_end;
                 t.decode
                     .push(line, base + pos as u64, now, &mut |e: Entry<'_>| {
-                        let line = Line {
-                            bytes: e.bytes,
-                            flags: e.flags,
-                        };
-                        batcher.push(&origin, line, observed, e.end_offset);
                         *last_end = e.end_offset;
+                        batcher.push(&origin, e, observed);
                     });
                 if self.batcher.is_full() && self.batcher.seal(COMMIT_WAIT) != Committed::Done {
                     // The sealed batch waits for room. What follows its last event is in
@@ -650,12 +646,8 @@ impl Tailer {
             let batcher = &mut self.batcher;
             let last_end = &mut t.last_event_end;
             let mut out = |e: Entry<'_>| {
-                let line = Line {
-                    bytes: e.bytes,
-                    flags: e.flags,
-                };
-                batcher.push(&origin, line, observed, e.end_offset);
                 *last_end = e.end_offset;
+                batcher.push(&origin, e, observed);
             };
             if t.splitter.pending() > 0 && t.last_data.elapsed() >= self.limits.partial_timeout {
                 let end = t.offset;
@@ -711,13 +703,10 @@ impl Tailer {
         };
         let batcher = &mut self.batcher;
         let last_end = &mut t.last_event_end;
+        let observed = now_ms();
         let mut out = |e: Entry<'_>| {
-            let line = Line {
-                bytes: e.bytes,
-                flags: e.flags,
-            };
-            batcher.push(&origin, line, now_ms(), e.end_offset);
             *last_end = e.end_offset;
+            batcher.push(&origin, e, observed);
         };
         if let Some(line) = t.splitter.flush_partial() {
             t.decode.push(line, t.offset, Instant::now(), &mut out);
