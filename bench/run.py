@@ -7,12 +7,15 @@ Python 3 standard library only. See bench/README.md for usage and how to read th
   python3 bench/run.py                               # pre-written 1 GiB file
   python3 bench/run.py --size 256M --verify          # quick run, check every line once
   python3 bench/run.py --mode steady --rate 50000 --files 100 --seconds 30
+  python3 bench/run.py --peer rsyslog --repeat 2      # rsyslog measured alongside, as ../shared/bench does
 
 Prints a human-readable table, then one JSON summary line (the last line of stdout), and
-appends that JSON line to .bench/results.jsonl.
+appends that JSON line to .bench/results.jsonl. With --peer or --repeat, every run prints its
+table and JSON line, then a side-by-side table of medians and a "comparison" JSON line.
 """
 import argparse
 import atexit
+import glob
 import hashlib
 import json
 import os
@@ -22,6 +25,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -30,8 +34,10 @@ import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.join(REPO, ".bench")
-# Optional shared generator, so figures are comparable with the peers measured there.
-SHARED_GEN = os.path.normpath(os.path.join(REPO, "..", "shared", "bench", "gen_logs.py"))
+# Optional side-by-side harness next to the repo: its generator makes the input (so figures
+# are comparable with the peers measured there); --peer also uses its configs and receiver.
+SHARED_BENCH = os.path.normpath(os.path.join(REPO, "..", "shared", "bench"))
+SHARED_GEN = os.path.join(SHARED_BENCH, "gen_logs.py")
 CLK = os.sysconf("SC_CLK_TCK")
 MiB = 1 << 20
 GiB = 1 << 30
@@ -43,6 +49,7 @@ BARS = {
 }
 
 _children = []  # Popen objects to kill if we exit abnormally
+_timed_pids = []  # (Popen of /usr/bin/time, pid of the peer shipper it runs), to kill likewise
 PIN = {}  # process name -> set of CPUs (--pin)
 
 
@@ -242,6 +249,14 @@ class Proc:
 
 
 def _kill_children():
+    # Peer shippers run under /usr/bin/time: kill the shipper itself (its pid cannot have been
+    # reused while its `time` parent has not exited), or it would outlive `time`.
+    for timer, pid in _timed_pids:
+        if timer.poll() is None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
     for p in _children:
         if p.poll() is None:
             try:
@@ -866,9 +881,15 @@ def metric_summary(res, am, gm):
         res["compression_ratio"] = round(res["input_bytes"] / shipped, 1)
 
 
-def run_prewritten(args, bin_dir):
-    size = args.size or GiB
-    in_path, meta = ensure_input(size, args.generator)
+def prewritten_input(args):
+    """(path, meta) of the pre-written input (--size, default 1 GiB), generated once."""
+    return ensure_input(args.size or GiB, args.generator)
+
+
+def run_prewritten(args, bin_dir, inp):
+    """One pre-written run of agent -> aggregator on the input `inp` = (path, meta); returns
+    the result dict (printed and logged by finish())."""
+    in_path, meta = inp
     n = meta["lines"]
     warm_cache(in_path)
     work, ports, agg_cfg, agent_cfg = setup_work(args, bin_dir)
@@ -1007,7 +1028,9 @@ def run_prewritten(args, bin_dir):
                   and res["sink_lines"] == n)
 
 
-def run_steady(args, bin_dir):
+def steady_input(args):
+    """(path, meta, total, src) for steady mode: the cached input that holds rate x seconds
+    lines and its first `total` lines (seq 1..total, in order), which the writer appends."""
     total = args.rate * args.seconds
     size = args.size
     if not size:
@@ -1038,6 +1061,13 @@ def run_steady(args, bin_dir):
             src.append(f.readline())
     if SEQ_RE.findall(src[0])[-1] != b"1" or int(SEQ_RE.findall(src[-1])[-1]) != total:
         die("input lines do not carry seq 1..N in order")
+    return in_path, meta, total, src
+
+
+def run_steady(args, bin_dir, inp):
+    """One steady-rate run: the writer appends rate lines/s round-robin over --files files for
+    --seconds; returns the result dict."""
+    in_path, meta, total, src = inp
     work, ports, agg_cfg, agent_cfg = setup_work(args, bin_dir)
     fds = [os.open(os.path.join(work, "in", "app-%03d.log" % i), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
            for i in range(args.files)]
@@ -1174,6 +1204,580 @@ def base_result(args, mode, bin_dir, work, ports):
             "cpus": os.cpu_count(), "pinned": bool(args.pin), "loadavg_start": loadavg(), "work_dir": work}
 
 
+# --------------------------------------------------------------------------- peers (../shared/bench)
+#
+# A peer is an existing shipper measured the way ../shared/bench/bench.py measures it, in the
+# same invocation and on the same input as Logferry: its config template from
+# ../shared/bench/conf is rendered into a work dir of ours with bench.py's substitutions (TLS
+# mode), it forwards over TLS to the harness's C receiver recv_sink.c (compiled into .bench/)
+# with a self-signed certificate made as make-certs.sh makes it, it runs under
+# `/usr/bin/time -v`, its CPU comes from /proc/PID/stat, its RSS is sampled from
+# /proc/PID/status and its peak is time's maximum RSS, and the receiver counts the lines and
+# checks (`--verify N`) that sequence numbers 1..N arrived exactly once.
+
+PEER_STALL_S = 20.0  # bench.py: a pre-written run gives up when the receiver's count is still for 20 s
+PEER_START_S = 2.0  # bench.py, steady: time for the shipper to start and open the empty file
+PEER_TICK_S = 0.005  # bench.py, steady: the writer's sleep between appends
+PEER_DRAIN_S = 60.0  # bench.py, steady: longest wait for the last lines after the last write
+PEER_STOP_S = 30.0  # bench.py: SIGTERM, then SIGKILL after 30 s
+SYSTEMD = "/run/systemd/system"
+POLICY_RC_D = "/usr/sbin/policy-rc.d"
+
+
+def _has_header(rel):
+    return any(os.path.isfile(os.path.join(d, rel)) for d in ["/usr/include"] + glob.glob("/usr/include/*-linux-gnu"))
+
+
+# What the harness itself needs for any peer: (what, check, Debian package).
+HARNESS_NEEDS = [
+    ("gcc (compiles recv_sink.c)", lambda: shutil.which("gcc") is not None, "gcc"),
+    ("OpenSSL headers (openssl/ssl.h, for recv_sink.c)", lambda: _has_header("openssl/ssl.h"), "libssl-dev"),
+    ("openssl (the receiver's certificate)", lambda: shutil.which("openssl") is not None, "openssl"),
+    ("/usr/bin/time (the shipper's peak RSS)", lambda: os.access("/usr/bin/time", os.X_OK), "time"),
+]
+
+
+class Peer:
+    """A peer shipper of ../shared/bench. A subclass says how to find, configure and start it;
+    measuring it is common (run_peer_prewritten / run_peer_steady). To add a peer, add a
+    subclass for a template in ../shared/bench/conf and list it in PEERS."""
+    name = ""
+    template = ""  # config template in ../shared/bench/conf
+    conf_name = ""  # the rendered config's name in the work dir
+    daemon = ""  # its process name (/proc/PID/comm)
+    services = ()  # systemd units a package install may start
+    input_files = 1  # files its template reads (@INPUT@): steady mode writes every line to it
+    transport = ""
+
+    def needs(self):
+        """[(what, check, Debian package)] the peer needs installed."""
+        return []
+
+    def command(self, work, conf):
+        raise NotImplementedError
+
+    def version(self):
+        return None
+
+
+class Rsyslog(Peer):
+    """rsyslogd with ../shared/bench/conf/rsyslog.conf.in: imfile (inotify) -> omfwd over TLS
+    (ossl driver, anonymous auth), started with `-n` (foreground), its own config and pid file;
+    the port is in the config."""
+    name = "rsyslog"
+    template = "rsyslog.conf.in"
+    conf_name = "rsyslog.conf"
+    daemon = "rsyslogd"
+    services = ("rsyslog.service", "syslog.socket")
+    transport = "imfile (inotify) -> omfwd, RSYSLOG_ForwardFormat over TLS (ossl driver), no compression"
+
+    @staticmethod
+    def binary():
+        return shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+
+    def needs(self):
+        def ossl():
+            return bool(glob.glob("/usr/lib/*/rsyslog/lmnsd_ossl.so") + glob.glob("/usr/lib/rsyslog/lmnsd_ossl.so"))
+        return [("rsyslogd", lambda: os.access(self.binary(), os.X_OK), "rsyslog"),
+                ("rsyslog's OpenSSL driver (lmnsd_ossl.so)", ossl, "rsyslog-openssl")]
+
+    def command(self, work, conf):
+        return [self.binary(), "-n", "-f", conf, "-i", os.path.join(work, "rsyslogd.pid")]
+
+    def version(self):
+        try:
+            out = subprocess.run([self.binary(), "-v"], capture_output=True, text=True, timeout=10).stdout
+            return " ".join(out.split("\n")[0].split(" (")[0].split())
+        except Exception:  # noqa: BLE001
+            return None
+
+
+PEERS = {p.name: p for p in (Rsyslog(),)}
+
+
+def parse_peers(values):
+    """--peer values (repeatable, or comma-separated) -> [Peer], in order, without repeats."""
+    out = []
+    for v in values or []:
+        for name in filter(None, (x.strip() for x in v.split(","))):
+            if name not in PEERS:
+                die("unknown --peer %r (known: %s)" % (name, ", ".join(sorted(PEERS))))
+            if PEERS[name] not in out:
+                out.append(PEERS[name])
+    return out
+
+
+def require_shared_bench():
+    """--peer measures with ../shared/bench; without it, say so and stop (the repo itself
+    never needs it)."""
+    needed = [SHARED_GEN, os.path.join(SHARED_BENCH, "recv_sink.c"), os.path.join(SHARED_BENCH, "conf")]
+    missing = [p for p in needed if not os.path.exists(p)]
+    if missing:
+        die("--peer needs the side-by-side harness ../shared/bench next to the repo (%s), which is not "
+            "there (missing: %s). Run without --peer to measure Logferry alone." % (SHARED_BENCH, ", ".join(missing)))
+
+
+def daemon_pids(comm):
+    """Pids of the processes named `comm`."""
+    out = set()
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/comm" % d) as f:
+                    if f.read().strip() == comm:
+                        out.add(int(d))
+            except OSError:
+                pass
+    return out
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def ensure_peer_tools(peers):
+    """Checks what the peers and the harness need; as root, installs what is missing
+    (`apt-get update`, then `apt-get install -y` the packages), otherwise says what to install."""
+    needs = HARNESS_NEEDS + [n for p in peers for n in p.needs()]
+    missing = [(what, pkg) for what, ok, pkg in needs if not ok()]
+    if not missing:
+        return
+    pkgs = sorted(set(pkg for _, pkg in missing))
+    what = ", ".join(w for w, _ in missing)
+    if os.geteuid() != 0:
+        die("--peer needs %s; install them (apt-get update && apt-get install -y %s) or run this script as "
+            "root, which installs them itself" % (what, " ".join(pkgs)))
+    log("--peer needs %s: installing %s" % (what, " ".join(pkgs)))
+    apt_install(pkgs, peers)
+    still = [w for w, ok, _ in needs if not ok()]
+    if still:
+        die("still missing after apt-get install: %s" % ", ".join(still))
+
+
+def apt_install(pkgs, peers):
+    """`apt-get update` and `apt-get install -y PKGS`, keeping the packages' services from
+    starting (a temporary policy-rc.d that answers 101, unless one is already there), then stops
+    any instance of a peer daemon that started during the install all the same: the bench runs
+    its own instances (own config, -n, own pid file, own port) and no system one may compete."""
+    before = {p.name: daemon_pids(p.daemon) for p in peers}
+    made_policy = False
+    if not os.path.exists(POLICY_RC_D):
+        with open(POLICY_RC_D, "w") as f:
+            f.write("#!/bin/sh\n# temporary, written by logferry bench/run.py for its apt-get install\nexit 101\n")
+        os.chmod(POLICY_RC_D, 0o755)
+        made_policy = True
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    try:
+        for cmd in (["apt-get", "update"], ["apt-get", "install", "-y"] + pkgs):
+            log("running: " + " ".join(cmd))
+            r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr, timeout=1800)
+            if r.returncode != 0:
+                die("%s failed (exit %d)" % (" ".join(cmd), r.returncode))
+    finally:
+        if made_policy:
+            os.remove(POLICY_RC_D)
+    for p in peers:
+        stop_started_daemons(p, before[p.name])
+
+
+def stop_started_daemons(peer, before):
+    """Stops the instances of `peer.daemon` that were not running before the install (its
+    systemd units if systemd runs, then SIGTERM/SIGKILL by pid)."""
+    new = daemon_pids(peer.daemon) - before
+    if not new:
+        return
+    log("the package install started %s (pid %s): stopping it" % (peer.daemon, ", ".join(map(str, sorted(new)))))
+    if os.path.isdir(SYSTEMD) and shutil.which("systemctl") and peer.services:
+        subprocess.run(["systemctl", "stop"] + list(peer.services), stdin=subprocess.DEVNULL, timeout=60)
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        alive = new & daemon_pids(peer.daemon)
+        if not alive:
+            return
+        for pid in alive:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        t = time.monotonic()
+        while time.monotonic() - t < wait and new & daemon_pids(peer.daemon):
+            time.sleep(0.1)
+    if new & daemon_pids(peer.daemon):
+        die("could not stop the system %s started by the install" % peer.daemon)
+
+
+def file_hash(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:12]
+
+
+def peer_tools():
+    """Compiles ../shared/bench/recv_sink.c into .bench/ (once per version of the source) and
+    makes the receiver's self-signed certificate as make-certs.sh does (once); returns
+    {"recv_sink", "crt", "key"}."""
+    os.makedirs(CACHE, exist_ok=True)
+    src = os.path.join(SHARED_BENCH, "recv_sink.c")
+    binary = os.path.join(CACHE, "recv_sink-%s" % file_hash(src))
+    if not os.access(binary, os.X_OK):
+        cmd = ["gcc", "-O3", "-pthread", "-o", binary + ".tmp", src, "-lssl", "-lcrypto"]
+        log("compiling the receiver: " + " ".join(cmd))
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            die("gcc failed: %s" % r.stderr[-3000:])
+        os.replace(binary + ".tmp", binary)
+    tls = os.path.join(CACHE, "peer-tls")
+    crt, key = os.path.join(tls, "server.crt"), os.path.join(tls, "server.key")
+    if not (os.path.isfile(crt) and os.path.isfile(key)):
+        os.makedirs(tls, exist_ok=True)
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+                            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                            "-keyout", key, "-out", crt], capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            die("openssl req failed: %s" % r.stderr[-2000:])
+    return {"recv_sink": binary, "crt": crt, "key": key}
+
+
+def shared_subs(work, input_file, port, ca):
+    """bench.py's substitutions for its templates, TLS mode."""
+    return {"@WORK@": work, "@INPUT@": input_file, "@PORT@": str(port), "@CA@": ca,
+            "@RSYSLOG_TLS@": 'StreamDriver="ossl" StreamDriverMode="1" StreamDriverAuthMode="anon"',
+            "@SNG_TLS@": 'transport("tls") tls(peer-verify(optional-untrusted))',
+            "@FB_TLS@": "    tls         On\n    tls.verify  Off\n",
+            "@VECTOR_TLS@": "tls.enabled = true\ntls.verify_certificate = false\n",
+            "@FB_INPUT_EXTRA@": ""}
+
+
+def render_template(template, dst, subs):
+    """Renders ../shared/bench/conf/TEMPLATE into dst as bench.py does (plain replacement)."""
+    with open(os.path.join(SHARED_BENCH, "conf", template)) as f:
+        s = f.read()
+    for k, v in subs.items():
+        s = s.replace(k, v)
+    left = sorted(set(re.findall(r"@[A-Z_]+@", s)))
+    if left:
+        die("%s: placeholders this script does not know: %s" % (template, ", ".join(left)))
+    with open(dst, "w") as f:
+        f.write(s)
+
+
+class Receiver:
+    """../shared/bench/recv_sink on 127.0.0.1:PORT over TLS, as bench.py starts it; it rewrites
+    its stats file every 100 ms ({"lines", "bytes", "conns", "first", "last", ...})."""
+
+    def __init__(self, binary, work, port, crt, key, verify_n):
+        self.stats_path = os.path.join(work, "recv.json")
+        cmd = [binary, "--port", str(port), "--stats", self.stats_path, "--tls", crt, key,
+               "--verify", str(verify_n), "--head", os.path.join(work, "recv_head.txt")]
+        self._log = open(os.path.join(work, "recv.log"), "wb")
+        self.p = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        _children.append(self.p)
+        self.pid = self.p.pid
+        for _ in range(100):
+            if self.stats() is not None or self.p.poll() is not None:
+                break
+            time.sleep(0.05)
+        if self.p.poll() is not None:
+            die("recv_sink exited with %s at start (see %s)" % (self.p.returncode, self._log.name))
+
+    def stats(self):
+        try:
+            with open(self.stats_path) as f:
+                return json.loads(f.read())
+        except (OSError, ValueError):
+            return None
+
+    def cpu(self):
+        return proc_cpu(self.pid)
+
+    def stop(self):
+        """SIGTERM (it then writes its final stats, with the verification), wait."""
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self._log.close()
+
+
+class TimedShipper:
+    """A peer shipper started as bench.py starts it: `/usr/bin/time -v -o time.txt CMD`, its
+    output in shipper.out; `pid` is the shipper itself (time's child), whose /proc is sampled."""
+
+    def __init__(self, cmd, work):
+        self.timef = os.path.join(work, "time.txt")
+        self.out_path = os.path.join(work, "shipper.out")
+        self._out = open(self.out_path, "wb")
+        self.p = subprocess.Popen(["/usr/bin/time", "-v", "-o", self.timef] + cmd, stdout=self._out,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=work)
+        _children.append(self.p)
+        self.pid = None
+        for _ in range(200):
+            try:
+                with open("/proc/%d/task/%d/children" % (self.p.pid, self.p.pid)) as f:
+                    c = f.read().split()
+                if c:
+                    self.pid = int(c[0])
+                    break
+            except OSError:
+                pass
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.01)
+        if not self.pid:
+            die("%s did not start (see %s)" % (cmd[0], self.out_path))
+        _timed_pids.append((self.p, self.pid))
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def cpu(self):
+        return proc_cpu(self.pid)
+
+    def rss_kb(self):
+        return proc_status(self.pid).get("VmRSS")
+
+    def stop(self, res):
+        """bench.py's stop: SIGTERM, SIGKILL after 30 s; notes an early exit or the kill in res."""
+        if self.p.poll() is None:
+            t = time.monotonic()
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+                self.p.wait(timeout=PEER_STOP_S)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.p.wait()
+                res["killed"] = True
+            res["shipper_stop_s"] = round(time.monotonic() - t, 2)
+        else:
+            res["shipper_exited_early_rc"] = self.p.returncode
+        res["shipper_exit"] = self.p.returncode
+        self._out.close()
+
+    def time_v(self):
+        """/usr/bin/time -v's report as {label: value}."""
+        tv = {}
+        try:
+            with open(self.timef) as f:
+                for ln in f:
+                    if ":" in ln:
+                        k, v = ln.strip().rsplit(":", 1)
+                        tv[k.strip()] = v.strip()
+        except OSError:
+            pass
+        return tv
+
+    def tail(self, n=20):
+        try:
+            with open(self.out_path, "rb") as f:
+                return "\n".join(f.read()[-8192:].decode("utf-8", "replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def peer_setup(args, peer, tools, mode, in_path, meta):
+    """A fresh work dir for one peer run, its rendered config and result skeleton; returns
+    (work, input_file, conf, port, res). The input is hard-linked (pre-written) or created
+    empty (steady) in work/in/."""
+    if args.work_dir:
+        work = os.path.abspath(args.work_dir) + "-" + peer.name
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        work = os.path.join(CACHE, "work-%s-%d-%s" % (time.strftime("%Y%m%d-%H%M%S"), os.getpid(), peer.name))
+    os.makedirs(os.path.join(work, "in"))
+    if mode == "prewritten":
+        input_file = os.path.join(work, "in", "input.log")
+        try:
+            os.link(in_path, input_file)
+        except OSError:
+            shutil.copyfile(in_path, input_file)
+    else:
+        input_file = os.path.join(work, "in", "live.log")
+        open(input_file, "w").close()
+    port = free_port()
+    conf = os.path.join(work, peer.conf_name)
+    render_template(peer.template, conf, shared_subs(work, input_file, port, tools["crt"]))
+    res = {"bench": "peer", "tool": peer.name, "version": peer.version(), "mode": mode, "case": mode,
+           "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "transport": "tls", "transport_detail": peer.transport,
+           "receiver": "recv_sink", "harness": SHARED_BENCH, "input": os.path.basename(in_path),
+           "generator": meta["generator"], "cpus": os.cpu_count(), "loadavg_start": loadavg(), "work_dir": work}
+    others = sorted(daemon_pids(peer.daemon))
+    if others:
+        log("warning: other %s processes are running and compete for the CPU: %s" % (peer.daemon, "; ".join(
+            "%d %s" % (pid, cmdline(pid)) for pid in others)))
+        res["other_instances"] = others
+    if args.wait_quiet:
+        res["busy_cores_before"] = wait_quiet(args.wait_quiet)
+    return work, input_file, conf, port, res
+
+
+def run_peer_prewritten(args, peer, inp, tools):
+    """One pre-written run of a peer, measured as bench.py's `prewritten` case: the clock runs
+    from starting the shipper until the receiver's last byte once it counted N lines; CPU is
+    the shipper's utime+stime at that moment."""
+    in_path, meta = inp
+    n, nbytes = meta["lines"], meta["bytes"]
+    warm_cache(in_path)
+    work, _, conf, port, res = peer_setup(args, peer, tools, "prewritten", in_path, meta)
+    res.update({"expected_lines": n, "lines": n, "input_bytes": nbytes})
+    recv = Receiver(tools["recv_sink"], work, port, tools["crt"], tools["key"], n)
+    deadline_s = args.deadline or (120 + nbytes / (2 * MiB))
+    log("peer %s pre-written: %d lines, %.1f MiB; starting it" % (peer.name, n, nbytes / MiB))
+    sys0, me0 = sys_cpu(), self_cpu()
+    t0 = time.time()
+    sh = TimedShipper(peer.command(work, conf), work)
+    rss_samples = []
+    last_lines, last_change, next_report = -1, t0, t0 + 5
+    status = "ok"
+    while True:
+        time.sleep(0.05)
+        st = recv.stats() or {}
+        rss = sh.rss_kb()
+        if rss:
+            rss_samples.append(rss)
+        lines = st.get("lines", 0)
+        now = time.time()
+        if lines != last_lines:
+            last_lines, last_change = lines, now
+        if lines >= n:
+            cpu_done = sh.cpu()
+            recv_cpu_done = recv.cpu()
+            t1 = st["last"]
+            break
+        if not sh.alive() or now - last_change > PEER_STALL_S or now - t0 > deadline_s:
+            cpu_done = sh.cpu()
+            recv_cpu_done = recv.cpu()
+            t1 = st.get("last") or now
+            res["stalled"] = True
+            status = "exited" if not sh.alive() else ("stalled" if now - last_change > PEER_STALL_S else "deadline")
+            break
+        if now >= next_report:
+            log("  %5.1f s: %d/%d lines at the receiver (%.0f%%)" % (now - t0, lines, n, 100.0 * lines / n))
+            next_report = now + 5
+    sys1, me1, wall = sys_cpu(), self_cpu(), time.time() - t0
+    elapsed = t1 - t0
+    res.update({"status": status, "elapsed_s": round(elapsed, 3), "mib_s": round(nbytes / elapsed / MiB, 1),
+                "lines_s": round(lines / elapsed), "cpu_s_to_done": cpu_done,
+                "cpu_s_per_gib": round(cpu_done / (nbytes / GiB), 2) if cpu_done else None,
+                "receiver_cpu_s_to_done": recv_cpu_done,
+                "receiver_cpu_s_per_gib": round(recv_cpu_done / (nbytes / GiB), 2) if recv_cpu_done else None})
+    noise(res, sys0, sys1, me1 - me0, wall, (cpu_done or 0) + (recv_cpu_done or 0))
+    return peer_finish(args, peer, res, sh, recv, rss_samples, work, n)
+
+
+def run_peer_steady(args, peer, inp, tools):
+    """One steady run of a peer, measured as bench.py's `steady` case: 2 s after starting it,
+    the writer appends the same rate x seconds lines as Logferry's run, all to the one file
+    the template reads (5 ms ticks); CPU % over the writing, RSS sampled every 0.25 s, then
+    up to 60 s for the receiver to count every line. The receiver also verifies seq 1..N
+    (bench.py does not in this case)."""
+    in_path, meta, total, src = inp
+    work, input_file, conf, port, res = peer_setup(args, peer, tools, "steady", in_path, meta)
+    rate = args.rate
+    res.update({"expected_lines": total, "lines": total, "rate_lps": rate, "seconds": args.seconds,
+                "files": peer.input_files, "input_bytes": sum(len(s) for s in src)})
+    recv = Receiver(tools["recv_sink"], work, port, tools["crt"], tools["key"], total)
+    sh = TimedShipper(peer.command(work, conf), work)
+    time.sleep(PEER_START_S)
+    log("peer %s steady: %d lines/s into %d file for %d s (%d lines)" % (
+        peer.name, rate, peer.input_files, args.seconds, total))
+    sys0, me0 = sys_cpu(), self_cpu()
+    cpu_a, rcpu_a, w_a = sh.cpu(), recv.cpu(), time.time()
+    status = "ok" if cpu_a is not None else "exited"
+    rss_samples = []
+    written, next_sample, next_report = 0, w_a, w_a + 5
+    with open(input_file, "ab", buffering=0) as out_f:
+        while written < total and status == "ok":
+            now = time.time()
+            due = min(total, int((now - w_a) * rate))
+            if due > written:
+                out_f.write(b"".join(src[written:due]))
+                written = due
+            if now >= next_sample:
+                rss = sh.rss_kb()
+                if rss:
+                    rss_samples.append(rss)
+                next_sample = now + 0.25
+                if not sh.alive():
+                    status = "exited"
+            if now >= next_report:
+                log("  %4.1f s: written %d, at the receiver %d" % (now - w_a, written, (recv.stats() or {}).get(
+                    "lines", 0)))
+                next_report = now + 5
+            time.sleep(PEER_TICK_S)
+    cpu_b, rcpu_b, w_b = sh.cpu(), recv.cpu(), time.time()
+    sys1, me1 = sys_cpu(), self_cpu()
+    lag = None
+    while status == "ok" and time.time() < w_b + PEER_DRAIN_S:
+        st = recv.stats() or {}
+        if st.get("lines", 0) >= total:
+            lag = round(st["last"] - w_b, 3)
+            break
+        time.sleep(0.05)
+    if status == "ok" and lag is None:
+        status = "drain_timeout"
+    cpu_c = sh.cpu()
+    known = cpu_a is not None and cpu_b is not None  # None: the shipper had exited
+    res.update({"status": status, "append_wall_s": round(w_b - w_a, 2),
+                "achieved_rate_lps": round(written / (w_b - w_a)),
+                "cpu_pct_during_append": round(100 * (cpu_b - cpu_a) / (w_b - w_a), 1) if known else None,
+                "cpu_s_append_plus_drain": round(cpu_c - cpu_a, 2) if known and cpu_c is not None else None,
+                "drain_lag_after_last_write_s": lag,
+                "rss_avg_mib": round(sum(rss_samples) / len(rss_samples) / 1024, 1) if rss_samples else None,
+                "receiver_cpu_pct_during_append": round(100 * (rcpu_b - rcpu_a) / (w_b - w_a), 1)})
+    noise(res, sys0, sys1, me1 - me0, w_b - w_a, (cpu_b - cpu_a if known else 0) + rcpu_b - rcpu_a)
+    return peer_finish(args, peer, res, sh, recv, rss_samples, work, total)
+
+
+def noise(res, sys0, sys1, harness_s, wall, measured_s):
+    """Machine busy cores over `wall`, and the cores used by everything but the measured
+    processes and this script (other_processes_cores: well above 0 means disturbed figures)."""
+    busy = (sys1[0] - sys0[0]) / CLK
+    res["harness_cpu_s"] = round(harness_s, 2)
+    res["machine_busy_cores"] = round(busy / wall, 2) if wall > 0 else None
+    res["other_processes_cores"] = round(max(0.0, busy - measured_s - harness_s) / wall, 2) if wall > 0 else None
+
+
+def peer_finish(args, peer, res, sh, recv, rss_samples, work, expected):
+    """bench.py's end of a run: stop the shipper, then the receiver (final stats with the
+    verification), peak RSS and CPU from /usr/bin/time; prints, records and returns the result."""
+    time.sleep(0.2)
+    res["receiver_cpu_s"] = recv.cpu()
+    sh.stop(res)
+    recv.stop()
+    st = recv.stats() or {}
+    tv = sh.time_v()
+    res.update({"delivered_lines": st.get("lines"), "received_bytes": st.get("bytes"), "conns": st.get("conns"),
+                "all_delivered": st.get("lines") == expected,
+                "time_user_s": float(tv.get("User time (seconds)", "nan")),
+                "time_sys_s": float(tv.get("System time (seconds)", "nan")),
+                "peak_rss_mib": round(int(tv.get("Maximum resident set size (kbytes)", "0")) / 1024, 1),
+                "sampled_max_rss_mib": round(max(rss_samples) / 1024, 1) if rss_samples else None})
+    for k in ("verify_present", "verify_missing", "verify_duplicates", "verify_out_of_range"):
+        if k in st:
+            res[k] = st[k]
+    res["loadavg_end"] = loadavg()
+    res["ok"] = bool(res["status"] == "ok" and res["all_delivered"] and res.get("verify_missing") == 0
+                     and res.get("verify_duplicates") == 0 and res.get("verify_out_of_range") == 0
+                     and not res.get("killed"))
+    if res["status"] != "ok":
+        log("peer %s run %s: %s of %d lines at the receiver\n%s" % (
+            peer.name, res["status"], res["delivered_lines"], expected, sh.tail()))
+    print_peer_table(res)
+    if res["ok"] and not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        log("work dir kept: %s" % work)
+    record(args, res)
+    return res
+
+
 # --------------------------------------------------------------------------- output
 
 def verdict(value, bar, higher_is_better):
@@ -1270,9 +1874,167 @@ def print_table(res):
     print()
 
 
-def finish(args, res, work, ok):
-    res["ok"] = bool(ok)
-    print_table(res)
+def print_peer_table(res):
+    """The table of one peer run (the figures bench.py reports)."""
+    if res["mode"] == "prewritten":
+        title = "%s (%s), pre-written %.1f MiB, %s lines, over TLS -> recv_sink" % (
+            res["tool"], res.get("version"), res["input_bytes"] / MiB, "{:,}".format(res["lines"]))
+        rows = [("throughput", "%s MiB/s (%s lines/s)" % (res.get("mib_s"), "{:,}".format(res.get("lines_s") or 0))),
+                ("wall time (start -> last line at the receiver)", "%.2f s" % res["elapsed_s"]),
+                ("%s CPU" % res["tool"], "%s s = %s s/GiB" % (res.get("cpu_s_to_done"), res.get("cpu_s_per_gib"))),
+                ("receiver CPU", "%s s = %s s/GiB" % (res.get("receiver_cpu_s_to_done"),
+                                                      res.get("receiver_cpu_s_per_gib")))]
+    else:
+        title = "%s (%s), steady %s lines/s into %d file for %d s (%s lines), over TLS -> recv_sink" % (
+            res["tool"], res.get("version"), "{:,}".format(res["rate_lps"]), res["files"], res["seconds"],
+            "{:,}".format(res["lines"]))
+        rows = [("achieved write rate", "{:,} lines/s".format(res.get("achieved_rate_lps") or 0)),
+                ("%s CPU while writing" % res["tool"], "%s%% of a core" % res.get("cpu_pct_during_append")),
+                ("%s CPU incl. drain" % res["tool"], "%s s" % res.get("cpu_s_append_plus_drain")),
+                ("%s avg RSS" % res["tool"], "%s MiB" % res.get("rss_avg_mib")),
+                ("lag after last write", "%s s" % res.get("drain_lag_after_last_write_s")),
+                ("receiver CPU while writing", "%s%% of a core" % res.get("receiver_cpu_pct_during_append"))]
+    rows += [("%s peak RSS (/usr/bin/time)" % res["tool"], "%s MiB (sampled max %s)" % (
+                 res.get("peak_rss_mib"), res.get("sampled_max_rss_mib"))),
+             ("delivered", "%s of %s lines, %s connection(s)" % (
+                 "{:,}".format(res.get("delivered_lines") or 0), "{:,}".format(res["expected_lines"]),
+                 res.get("conns"))),
+             ("verify seq 1..N exactly once", "%s: %s present, %s missing, %s duplicates, %s out of range" % (
+                 "OK" if res["ok"] else "FAILED", res.get("verify_present"), res.get("verify_missing"),
+                 res.get("verify_duplicates"), res.get("verify_out_of_range"))),
+             ("exit code (SIGTERM)", "%s%s" % (res.get("shipper_exit"), " (killed after %d s)" % PEER_STOP_S
+                                               if res.get("killed") else " (exited before SIGTERM)"
+                                               if "shipper_exited_early_rc" in res else "")),
+             ("noise: other processes / harness", "%.2f cores / %.2f CPU-s (loadavg %s -> %s)" % (
+                 res.get("other_processes_cores") or 0, res.get("harness_cpu_s") or 0, res.get("loadavg_start"),
+                 res.get("loadavg_end")))]
+    rows = [(k, re.sub(r"\bNone\b", "-", v)) for k, v in rows]
+    w0 = max(len(r[0]) for r in rows)
+    print()
+    print(title + "  [status: %s]" % res.get("status"))
+    print("-" * (w0 + 2 + max(len(r[1]) for r in rows)))
+    for r in rows:
+        print("%-*s  %s" % (w0, r[0], r[1]))
+    print()
+
+
+def _g(*keys):
+    """Accessor for a nested result value (None when absent)."""
+    def get(r):
+        for k in keys:
+            r = r.get(k) if isinstance(r, dict) else None
+        return r
+    return get
+
+
+def _ours_delivery(r):
+    v = r.get("verify")
+    if v:
+        return "yes" if v["ok"] else "NO (%d missing, %d dup)" % (v["missing"], v["duplicates"])
+    return "%s (not verified)" % ("all" if r.get("sink_lines") == r.get("lines") else "NOT all")
+
+
+def _peer_delivery(r):
+    if r.get("ok"):
+        return "yes"
+    return "NO (%s/%s, %s missing, %s dup)" % (r.get("delivered_lines"), r.get("expected_lines"),
+                                              r.get("verify_missing"), r.get("verify_duplicates"))
+
+
+# Rows of the side-by-side table: (key, label, Logferry's value, a peer's value, format).
+# "Shipper" is the agent for Logferry and the peer itself (rsyslogd) for a peer; the
+# receiving side is the aggregator (TLS, decompression, JSON, fsynced file) vs recv_sink.
+COMPARE = {
+    "prewritten": [
+        ("mib_s", "throughput, MiB/s", _g("mib_s"), _g("mib_s"), "{:.1f}"),
+        ("lines_s", "lines/s", _g("lines_s"), _g("lines_s"), "{:,.0f}"),
+        ("shipper_cpu_s_per_gib", "shipper CPU-s per GiB", _g("agent", "cpu_s_per_gib"), _g("cpu_s_per_gib"),
+         "{:.2f}"),
+        ("shipper_peak_rss_mib", "shipper peak RSS, MiB", _g("agent", "peak_rss_mib"), _g("peak_rss_mib"), "{:.1f}"),
+        ("receiver_cpu_s_per_gib", "receiving side CPU-s per GiB", _g("aggregator", "cpu_s_per_gib"),
+         _g("receiver_cpu_s_per_gib"), "{:.2f}"),
+        ("other_processes_cores", "noise: other processes, cores", _g("other_processes_cores"),
+         _g("other_processes_cores"), "{:.2f}"),
+    ],
+    "steady": [
+        ("files", "input files", _g("files"), _g("files"), "{:,.0f}"),
+        ("achieved_rate_lps", "achieved write rate, lines/s", _g("achieved_rate_lps"), _g("achieved_rate_lps"),
+         "{:,.0f}"),
+        ("shipper_cpu_pct", "shipper CPU while writing, % of a core", _g("agent", "cpu_pct_during_write"),
+         _g("cpu_pct_during_append"), "{:.1f}"),
+        ("shipper_avg_rss_mib", "shipper avg RSS, MiB", _g("agent", "avg_rss_mib"), _g("rss_avg_mib"), "{:.1f}"),
+        ("shipper_peak_rss_mib", "shipper peak RSS, MiB", _g("agent", "peak_rss_mib"), _g("peak_rss_mib"), "{:.1f}"),
+        ("lag_s", "lag after the last write, s", _g("drain_lag_s"), _g("drain_lag_after_last_write_s"), "{:.2f}"),
+        ("receiver_cpu_pct", "receiving side CPU while writing, %", _g("aggregator", "cpu_pct_during_write"),
+         _g("receiver_cpu_pct_during_append"), "{:.1f}"),
+        ("other_processes_cores", "noise: other processes, cores", _g("other_processes_cores"),
+         _g("other_processes_cores"), "{:.2f}"),
+    ],
+}
+
+
+def median_cell(values, fmt):
+    """'median (min-max)' of the values that are not None, '-' if none."""
+    v = [x for x in values if x is not None]
+    if not v:
+        return "-", None
+    med = statistics.median(v)
+    med = round(med, 4) if isinstance(med, float) else med
+    if len(v) == 1:
+        return fmt.format(v[0]), med
+    return "%s (%s-%s)" % (fmt.format(med), fmt.format(min(v)), fmt.format(max(v))), med
+
+
+def print_comparison(args, mode, runs):
+    """Side-by-side table of every tool's runs in this invocation: medians (min-max) over the
+    runs; returns the summary dict (printed as the last JSON line by main)."""
+    tools = list(runs)
+    cells = {t: {} for t in tools}
+    summary = {"bench": "comparison", "mode": mode, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "repeat": args.repeat, "order": " -> ".join(tools) + " (per round)", "tools": {}}
+    for t in tools:
+        rs = runs[t]
+        med = {}
+        for key, label, ours, peer, fmt in COMPARE[mode]:
+            get = ours if t == "logferry" else peer
+            cells[t][label], med[key] = median_cell([get(r) for r in rs], fmt)
+        deliv = [(_ours_delivery if t == "logferry" else _peer_delivery)(r) for r in rs]
+        cells[t]["every line exactly once"] = ("yes" if all(d == "yes" for d in deliv) else ", ".join(deliv)) + (
+            " (%d/%d runs)" % (sum(d == "yes" for d in deliv), len(deliv))) if deliv else "-"
+        cells[t]["runs complete"] = "%d/%d" % (sum(1 for r in rs if r.get("ok")), len(rs))
+        first = rs[0] if rs else {}
+        summary["tools"][t] = {"runs": len(rs), "ok": sum(1 for r in rs if r.get("ok")), "median": med,
+                               "every_line_exactly_once": bool(deliv) and all(d == "yes" for d in deliv),
+                               "version": first.get("agent_version") if t == "logferry" else first.get("version")}
+    labels = [c[1] for c in COMPARE[mode]] + ["every line exactly once", "runs complete"]
+    heads = ["%s (%s)" % (t, summary["tools"][t]["version"]) if t != "logferry" else t for t in tools]
+    w0 = max(len(x) for x in labels)
+    ws = [max([len(h)] + [len(cells[t][lb]) for lb in labels]) for t, h in zip(tools, heads)]
+    first = runs[tools[0]][0] if runs[tools[0]] else {}
+    if mode == "prewritten":
+        what = "pre-written %.1f MiB (%s lines)" % (first.get("input_bytes", 0) / MiB,
+                                                    "{:,}".format(first.get("lines") or 0))
+    else:
+        what = "steady %s lines/s for %d s (Logferry over %d files; a peer into its one input file)" % (
+            "{:,}".format(args.rate), args.seconds, args.files)
+    print()
+    print("SIDE BY SIDE, %s, %d round(s), median (min-max)" % (what, args.repeat))
+    print("%-*s  %s" % (w0, "", "  ".join("%-*s" % (w, h) for w, h in zip(ws, heads))))
+    print("-" * (w0 + sum(w + 2 for w in ws)))
+    for lb in labels:
+        print("%-*s  %s" % (w0, lb, "  ".join("%-*s" % (w, cells[t][lb]) for w, t in zip(ws, tools))))
+    print("logferry: shipper = logferry-agent (%s over HTTPS/TLS, spooled, acknowledged batches), receiving "
+          "side = logferry-aggregator (TLS, decompression, JSON, fsynced file sink)" % args.compression)
+    for t in tools[1:]:
+        print("%s: shipper = the %s process (%s), receiving side = ../shared/bench/recv_sink (TLS, counts and "
+              "verifies lines)" % (t, PEERS[t].daemon, PEERS[t].transport))
+    print()
+    summary["input"] = first.get("input")
+    return summary
+
+
+def record(args, res):
+    """Prints the JSON line of a result and appends it to .bench/results.jsonl (and --json-out)."""
     line = json.dumps(res, sort_keys=False)
     os.makedirs(CACHE, exist_ok=True)
     with open(os.path.join(CACHE, "results.jsonl"), "a") as f:
@@ -1280,12 +2042,20 @@ def finish(args, res, work, ok):
     if args.json_out:
         with open(args.json_out, "a") as f:
             f.write(line + "\n")
+    print(line, flush=True)
+
+
+def finish(args, res, work, ok):
+    """Prints the table and JSON line of one Logferry run, removes its work dir if it passed
+    (unless --keep); returns the result with res["ok"] set."""
+    res["ok"] = bool(ok)
+    print_table(res)
     if ok and not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     else:
         log("work dir kept: %s" % work)
-    print(line, flush=True)
-    return 0 if ok else 1
+    record(args, res)
+    return res
 
 
 def main():
@@ -1323,10 +2093,27 @@ def main():
                     help="before measuring, wait up to SECONDS until other processes use < 0.3 cores")
     ap.add_argument("--work-dir", help="work directory (default: a new one under .bench/)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (sink, spool, logs)")
-    ap.add_argument("--json-out", help="also append the JSON result line to this file")
+    ap.add_argument("--json-out", help="also append the JSON result lines to this file")
+    ap.add_argument("--peer", action="append", metavar="NAME[,NAME]",
+                    help="also measure this shipper the way ../shared/bench/bench.py does, on the same input "
+                    "in the same invocation, and print a side-by-side table (repeatable; known: %s)" % ", ".join(
+                        sorted(PEERS)))
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="rounds; each round runs Logferry, then every --peer (alternating); medians are printed")
     args = ap.parse_args()
     if args.rate <= 0 or args.files <= 0 or args.seconds <= 0:
         ap.error("--rate, --files and --seconds must be positive")
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    peers = parse_peers(args.peer)
+    tools = None
+    if peers:
+        if args.pin:
+            ap.error("--pin is a diagnostic of Logferry alone; not with --peer")
+        require_shared_bench()
+        ensure_peer_tools(peers)
+        tools = peer_tools()
+        args.verify = True  # a side-by-side table says whether every line arrived exactly once
     bin_dir = build(args)
     if args.pin:
         if len(os.sched_getaffinity(0)) < 2:
@@ -1335,8 +2122,23 @@ def main():
         PIN.update({"agent": {cpus[0]}, "aggregator": {cpus[1]}})
         os.sched_setaffinity(0, {cpus[1]})
     if args.mode == "prewritten":
-        return run_prewritten(args, bin_dir)
-    return run_steady(args, bin_dir)
+        inp, ours, theirs = prewritten_input(args), run_prewritten, run_peer_prewritten
+    else:
+        inp, ours, theirs = steady_input(args), run_steady, run_peer_steady
+    runs = {"logferry": []}
+    runs.update((p.name, []) for p in peers)
+    for i in range(args.repeat):
+        if args.repeat > 1 or peers:
+            log("round %d of %d: %s" % (i + 1, args.repeat, " -> ".join(runs)))
+        runs["logferry"].append(ours(args, bin_dir, inp))
+        for p in peers:
+            runs[p.name].append(theirs(args, p, inp, tools))
+    all_ok = all(r.get("ok") for rs in runs.values() for r in rs)
+    if peers or args.repeat > 1:
+        summary = print_comparison(args, args.mode, runs)
+        summary["ok"] = all_ok
+        record(args, summary)
+    return 0 if all_ok else 1
 
 
 if __name__ == "__main__":
