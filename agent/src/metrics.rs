@@ -18,6 +18,8 @@ pub struct Metrics {
     pub lines_truncated: Counter,
     /// Batches written to the spool.
     pub batches_spooled: Counter,
+    /// Send attempts (first sends and retries).
+    pub batches_sent: Counter,
     /// Batches acknowledged by the aggregator.
     pub batches_acked: Counter,
     /// Failed send attempts that will be retried.
@@ -30,6 +32,8 @@ pub struct Metrics {
     pub spool_errors: Counter,
     /// Damaged spools moved aside at start.
     pub spool_recreated: Counter,
+    /// Spooled batches whose bytes did not check out, moved to the dead-letter store.
+    pub spool_damaged_batches: Counter,
     /// Files truncated in place (copytruncate) and re-read from the start.
     pub files_truncated: Counter,
     /// Files let go after they were renamed away or deleted and read to their end.
@@ -72,12 +76,14 @@ impl Metrics {
             bytes_read: Counter::default(),
             lines_truncated: Counter::default(),
             batches_spooled: Counter::default(),
+            batches_sent: Counter::default(),
             batches_acked: Counter::default(),
             batches_retried: Counter::default(),
             batches_dead_lettered: Counter::default(),
             spool_dropped_lines: Counter::default(),
             spool_errors: Counter::default(),
             spool_recreated: Counter::default(),
+            spool_damaged_batches: Counter::default(),
             files_truncated: Counter::default(),
             files_released: Counter::default(),
             deleted_unread_bytes: Counter::default(),
@@ -91,7 +97,7 @@ impl Metrics {
             last_ack_age: Gauge::default(),
             last_ack_timestamp: Gauge::default(),
         };
-        let counters: [(&str, &str, &Counter); 15] = [
+        let counters: [(&str, &str, &Counter); 17] = [
             ("lines_read", "Lines read from files", &m.lines_read),
             ("bytes_read", "Bytes read from files", &m.bytes_read),
             (
@@ -103,6 +109,11 @@ impl Metrics {
                 "batches_spooled",
                 "Batches written to the spool",
                 &m.batches_spooled,
+            ),
+            (
+                "batches_sent",
+                "Send attempts (first sends and retries)",
+                &m.batches_sent,
             ),
             (
                 "batches_acked",
@@ -133,6 +144,11 @@ impl Metrics {
                 "spool_recreated",
                 "Damaged spools moved aside at start",
                 &m.spool_recreated,
+            ),
+            (
+                "spool_damaged_batches",
+                "Spooled batches found damaged and moved to the dead-letter store",
+                &m.spool_damaged_batches,
             ),
             (
                 "files_truncated",

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::metrics::Metrics;
-use crate::spool::Spool;
+use crate::spool::{Spool, SpoolError};
 
 /// Content type of a batch frame.
 pub const FRAME_CONTENT_TYPE: &str = "application/x-logferry-batch";
@@ -116,11 +116,13 @@ impl Shipper {
         let mut cursor = 0u64;
         loop {
             while in_flight.len() < this.target.get().max_in_flight {
-                match this.spool.next_after(cursor) {
+                let next = with_spool(&this.spool, move |s| s.next_after(cursor)).await;
+                this.count_damaged();
+                match next {
                     Ok(Some((seq, frame))) => {
                         cursor = seq;
                         let me = this.clone();
-                        in_flight.spawn(async move { me.deliver(seq, bytes_of(frame)).await });
+                        in_flight.spawn(async move { me.deliver(seq, frame).await });
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -151,15 +153,37 @@ impl Shipper {
         }
     }
 
+    /// Brings the damaged-batch counter up to what the spool has found (the spool finds
+    /// them while this loop reads it).
+    fn count_damaged(&self) {
+        let found = self.spool.damaged_batches();
+        let counted = self.metrics.spool_damaged_batches.get();
+        if found > counted {
+            self.metrics.spool_damaged_batches.inc_by(found - counted);
+        }
+    }
+
     /// Sends one batch until it is acknowledged, refused for good, or shutdown.
     async fn deliver(&self, seq: u64, frame: bytes::Bytes) {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            // Claimed for the attempt, so that a full `drop_oldest` spool does not drop
+            // (and count as lost) a batch that may still arrive; one dropped while it
+            // waited is not sent.
+            match self.spool.begin_send(seq) {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(seq, "batch dropped from the full spool; not sent");
+                    return;
+                }
+                Err(e) => tracing::warn!(seq, error = %e, "cannot read the spool; sending anyway"),
+            }
+            self.metrics.batches_sent.inc();
             let target = self.target.get();
             match send(&target, frame.clone()).await {
                 Verdict::Acked => {
-                    if let Err(e) = self.spool.ack(seq) {
+                    if let Err(e) = with_spool(&self.spool, move |s| s.ack(seq)).await {
                         tracing::error!(seq, error = %e, "cannot delete an acknowledged batch; it will be resent and deduplicated");
                     }
                     self.metrics.batches_acked.inc();
@@ -174,13 +198,18 @@ impl Shipper {
                 }
                 Verdict::Permanent(status, why) => {
                     tracing::error!(seq, reason = %why, "the aggregator refused a batch for good; moved to the dead-letter store");
-                    if let Err(e) = self.spool.dead_letter(seq, Some(status.as_u16()), &why) {
+                    let status = status.as_u16();
+                    if let Err(e) =
+                        with_spool(&self.spool, move |s| s.dead_letter(seq, Some(status), &why))
+                            .await
+                    {
                         tracing::error!(seq, error = %e, "cannot dead-letter a batch");
                     }
                     self.metrics.batches_dead_lettered.inc();
                     return;
                 }
                 Verdict::Retry(after, why) => {
+                    self.spool.end_send(seq);
                     self.metrics.batches_retried.inc();
                     let backoff = target.backoff;
                     let delay =
@@ -242,8 +271,17 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, why: String) -> V
     }
 }
 
-fn bytes_of(v: sled::IVec) -> bytes::Bytes {
-    bytes::Bytes::copy_from_slice(&v)
+/// Runs a spool operation on the blocking pool: it reads, writes and syncs files.
+async fn with_spool<T, F>(spool: &Arc<Spool>, f: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce(&Spool) -> Result<T, SpoolError> + Send + 'static,
+{
+    let spool = spool.clone();
+    match tokio::task::spawn_blocking(move || f(&spool)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
