@@ -63,16 +63,16 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     let shutdown = Shutdown::new();
     let wake = Arc::new(Wake::default());
     let detector = cfg.detector()?;
-    let pipeline = pipeline::spawn(
-        inbox.clone(),
+    let setup = pipeline::PipelineSetup {
+        inbox: inbox.clone(),
         detector,
         sinks,
         limits,
-        metrics.clone(),
-        wake.clone(),
-        shutdown.clone(),
-    )
-    .context("starting the pipeline")?;
+        workers: cfg.pipeline.workers,
+        metrics: metrics.clone(),
+        wake: wake.clone(),
+    };
+    let pipeline = pipeline::spawn(setup, shutdown.clone()).context("starting the pipeline")?;
 
     let ingest_listener = TcpListener::bind(cfg.ingest.listen)
         .await

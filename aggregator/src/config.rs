@@ -30,6 +30,9 @@ pub struct AggregatorConfig {
     /// How lines are parsed.
     #[serde(default)]
     pub parse: ParseConfig,
+    /// How the pipeline runs.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
     /// Named sinks; every event goes to every sink.
     pub sinks: BTreeMap<String, SinkConfig>,
 }
@@ -146,6 +149,31 @@ impl Default for InboxConfig {
 fn default_inbox_max_bytes() -> u64 {
     256 << 20
 }
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Threads that decode, parse and render batches in parallel (writes to the sinks stay
+    /// in order on one thread). Default: the number of CPUs available to the process.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            workers: default_workers(),
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Most pipeline workers accepted.
+const MAX_WORKERS: usize = 256;
 
 /// `[ingest]`: where agents send batches.
 #[derive(Debug, Clone, Deserialize)]
@@ -293,6 +321,12 @@ impl AggregatorConfig {
         if self.sinks.is_empty() {
             return Err(ConfigError::invalid("sinks", "configure at least one sink"));
         }
+        if !(1..=MAX_WORKERS).contains(&self.pipeline.workers) {
+            return Err(ConfigError::invalid(
+                "pipeline.workers",
+                format!("must be between 1 and {MAX_WORKERS}"),
+            ));
+        }
         self.detector()?;
         Ok(())
     }
@@ -386,5 +420,21 @@ mod tests {
             parse(&text).unwrap_err().to_string(),
             "sinks: configure at least one sink"
         );
+    }
+
+    #[test]
+    fn pipeline_workers_default_to_the_cpus_and_are_checked() {
+        let sink = "[sinks.out]\ntype = \"file\"\npath = \"/tmp/x\"\n";
+        let (_d, text) = with_certs(sink);
+        assert!(parse(&text).unwrap().pipeline.workers >= 1);
+        let (_d, text) = with_certs(&format!("[pipeline]\nworkers = 3\n{sink}"));
+        assert_eq!(parse(&text).unwrap().pipeline.workers, 3);
+        let (_d, text) = with_certs(&format!("[pipeline]\nworkers = 0\n{sink}"));
+        assert!(parse(&text)
+            .unwrap_err()
+            .to_string()
+            .starts_with("pipeline.workers: must be between 1 and"));
+        let (_d, text) = with_certs(&format!("[pipeline]\nworker = 2\n{sink}"));
+        assert!(parse(&text).unwrap_err().to_string().contains("worker"));
     }
 }

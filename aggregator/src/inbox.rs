@@ -6,6 +6,9 @@
 //!   transaction and flushes before returning `Accepted`; only then does the agent get its
 //!   2xx. A batch marked accepted before is answered `Duplicate` and not stored again,
 //!   across restarts too.
+//! - Keys become visible in increasing order: a key is drawn and its frame inserted under
+//!   one lock, so a reader that has seen key `k` never later finds a new key below `k`,
+//!   and the pipeline can read on from the last key it took ([`Inbox::read_after`]).
 //! - Frames are processed in key order and removed by [`Inbox::complete`] in the same
 //!   transaction that records each sink's position (for files: their length after the
 //!   fsync). After a crash, [`Inbox::positions`] tells how far each sink durably got, the
@@ -13,20 +16,29 @@
 //!   frame still in the inbox: every accepted line reaches a file sink exactly once.
 //! - The inbox is bounded by `max_bytes` of frames: beyond it `admit` answers `Full` and
 //!   ingest answers 429 with `Retry-After`.
+//! - Besides the stored frames the inbox keeps, in memory only, the decompressed body of
+//!   recently admitted frames ([`Inbox::admit_decoded`], [`Inbox::take_decoded`]): ingest
+//!   decompresses every frame to check it, and the pipeline takes that copy instead of
+//!   decompressing the frame again. It is a cache, bounded by [`DECODED_CACHE_BYTES`]: a
+//!   frame without a copy (after a restart, or when the cache was full) is decoded from
+//!   its stored bytes. The stored format does not change.
 //! - The accepted-batch table keeps, per stream, a floor (every seq ≤ floor accepted) and
 //!   the accepted seqs above it; the set folds into the floor as gaps fill, and a stream
 //!   with more than [`MAX_PENDING`] seqs above its floor gives up its oldest gap, so the
 //!   table stays bounded in memory and on disk.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 /// Most out-of-order seqs remembered per stream.
 pub const MAX_PENDING: usize = 65_536;
+/// Most bytes of decompressed bodies held for the pipeline (see the module docs).
+pub const DECODED_CACHE_BYTES: usize = 64 << 20;
 const FORMAT_VERSION: u8 = 1;
 
 /// Errors from the inbox.
@@ -121,6 +133,37 @@ impl StreamState {
     }
 }
 
+/// A frame's decompressed body, as ingest checked it.
+#[derive(Debug)]
+pub struct Decoded {
+    /// Records in the body (from the frame header).
+    pub record_count: u32,
+    /// The body, ready for [`logferry_shared::wire::parse_body`].
+    pub body: Vec<u8>,
+}
+
+/// Decompressed bodies by frame key, bounded in bytes.
+#[derive(Debug, Default)]
+struct DecodedCache {
+    bodies: BTreeMap<u64, Decoded>,
+    bytes: usize,
+}
+
+impl DecodedCache {
+    fn insert(&mut self, key: u64, d: Decoded) {
+        if self.bytes + d.body.len() <= DECODED_CACHE_BYTES {
+            self.bytes += d.body.len();
+            self.bodies.insert(key, d);
+        }
+    }
+
+    fn remove(&mut self, key: u64) -> Option<Decoded> {
+        let d = self.bodies.remove(&key)?;
+        self.bytes -= d.body.len();
+        Some(d)
+    }
+}
+
 fn stream_key(agent: &str, stream: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(agent.len() + stream.len() + 1);
     k.extend_from_slice(agent.as_bytes());
@@ -138,6 +181,10 @@ pub struct Inbox {
     positions: sled::Tree,
     bytes: AtomicU64,
     max_bytes: u64,
+    /// Held while a key is drawn and its frame inserted (not while flushing), so keys
+    /// become visible in increasing order.
+    order: Mutex<()>,
+    decoded: Mutex<DecodedCache>,
 }
 
 impl Inbox {
@@ -170,6 +217,8 @@ impl Inbox {
             db,
             bytes: AtomicU64::new(bytes),
             max_bytes,
+            order: Mutex::new(()),
+            decoded: Mutex::new(DecodedCache::default()),
         })
     }
 
@@ -202,6 +251,19 @@ impl Inbox {
         seq: u64,
         frame: &[u8],
     ) -> Result<Admit, InboxError> {
+        self.admit_decoded(agent, stream, seq, frame, None)
+    }
+
+    /// [`Inbox::admit`], also keeping `decoded` (the frame's body, decompressed) in memory
+    /// for the pipeline when the frame is accepted and the cache has room.
+    pub fn admit_decoded(
+        &self,
+        agent: &str,
+        stream: &str,
+        seq: u64,
+        frame: &[u8],
+        decoded: Option<Decoded>,
+    ) -> Result<Admit, InboxError> {
         let skey = stream_key(agent, stream);
         // A cheap pre-check, so retries of accepted batches never count against the limit.
         if let Some(v) = self.accepted.get(&skey)? {
@@ -212,8 +274,14 @@ impl Inbox {
         if self.bytes() > 0 && self.bytes() + frame.len() as u64 > self.max_bytes {
             return Ok(Admit::Full);
         }
+        let ordered = self.order.lock().unwrap_or_else(|p| p.into_inner());
         let id = self.db.generate_id()?;
         let fkey = id.to_be_bytes();
+        // In the cache before the frame is visible, so the pipeline never misses it.
+        let cached = decoded.is_some();
+        if let Some(d) = decoded {
+            self.decoded_cache().insert(id, d);
+        }
         let outcome = (&self.frames, &self.accepted)
             .transaction(|(f, a)| {
                 let mut state = match a.get(&skey)? {
@@ -228,12 +296,34 @@ impl Inbox {
                 f.insert(&fkey[..], frame)?;
                 Ok::<Admit, ConflictableTransactionError<InboxError>>(Admit::Accepted)
             })
-            .map_err(InboxError::from)?;
+            .map_err(InboxError::from);
+        if cached && !matches!(outcome, Ok(Admit::Accepted)) {
+            self.decoded_cache().remove(id);
+        }
+        let outcome = outcome?;
+        drop(ordered);
         if outcome == Admit::Accepted {
             self.db.flush()?;
             self.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
         }
         Ok(outcome)
+    }
+
+    fn decoded_cache(&self) -> std::sync::MutexGuard<'_, DecodedCache> {
+        self.decoded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The decompressed body of frame `key`, if it is still held; it is forgotten, and so
+    /// is every body of an older frame (keys are taken in order, so those are not wanted).
+    pub fn take_decoded(&self, key: u64) -> Option<Decoded> {
+        let mut cache = self.decoded_cache();
+        while let Some((&first, _)) = cache.bodies.first_key_value() {
+            if first >= key {
+                break;
+            }
+            cache.remove(first);
+        }
+        cache.remove(key)
     }
 
     /// Up to `max` frames with keys above `after`, in key order.
@@ -362,6 +452,57 @@ mod tests {
             inbox.admit("a", "s", 2, b"12345678").unwrap(),
             Admit::Accepted
         );
+    }
+
+    fn decoded(n: usize) -> Option<Decoded> {
+        Some(Decoded {
+            record_count: 1,
+            body: vec![7; n],
+        })
+    }
+
+    #[test]
+    fn decoded_bodies_are_kept_for_accepted_frames_only_and_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = Inbox::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            inbox
+                .admit_decoded("a", "s", 1, b"f1", decoded(10))
+                .unwrap(),
+            Admit::Accepted
+        );
+        assert_eq!(
+            inbox
+                .admit_decoded("a", "s", 1, b"f1", decoded(10))
+                .unwrap(),
+            Admit::Duplicate
+        );
+        inbox
+            .admit_decoded("a", "s", 2, b"f2", decoded(20))
+            .unwrap();
+        inbox
+            .admit_decoded("a", "s", 3, b"f3", decoded(30))
+            .unwrap();
+        let keys: Vec<u64> = inbox
+            .read_after(None, 10)
+            .unwrap()
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(keys.len(), 3);
+        // Taking the second forgets the first: the pipeline has moved past it.
+        assert_eq!(inbox.take_decoded(keys[1]).unwrap().body.len(), 20);
+        assert!(inbox.take_decoded(keys[0]).is_none());
+        assert!(inbox.take_decoded(keys[1]).is_none());
+        assert_eq!(inbox.take_decoded(keys[2]).unwrap().body.len(), 30);
+        assert_eq!(inbox.decoded_cache().bytes, 0);
+        // Past the bound nothing more is kept; the frame itself is stored as ever.
+        inbox
+            .admit_decoded("a", "s", 4, b"f4", decoded(DECODED_CACHE_BYTES + 1))
+            .unwrap();
+        let last = inbox.read_after(Some(keys[2]), 10).unwrap();
+        assert_eq!(&*last[0].1, b"f4");
+        assert!(inbox.take_decoded(last[0].0).is_none());
     }
 
     #[test]

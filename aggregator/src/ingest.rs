@@ -20,7 +20,7 @@ use logferry_shared::wire::{self, DecodeLimits, RefusalClass, WireError};
 use subtle::ConstantTimeEq;
 
 use crate::http::error;
-use crate::inbox::{Admit, Inbox, InboxError};
+use crate::inbox::{Admit, Decoded, Inbox, InboxError};
 use crate::metrics::Metrics;
 use crate::pipeline::Wake;
 
@@ -127,12 +127,18 @@ async fn post_batch(
     let limits = st.limits;
     let inbox = st.inbox.clone();
     // Decoding (decompression) and the inbox's fsync are blocking work: off the reactor.
+    // The decompressed body goes to the inbox with the frame, so the pipeline does not
+    // decompress it again.
     let admitted = tokio::task::spawn_blocking(move || -> Result<(Admit, u32), Refusal> {
         let frame = wire::decode_frame(&bytes, &limits).map_err(Refusal::Wire)?;
         let events = frame.batch().map_err(Refusal::Wire)?.records.len() as u32;
-        let h = &frame.header;
+        let h = frame.header;
+        let decoded = Decoded {
+            record_count: h.record_count,
+            body: frame.body,
+        };
         let admit = inbox
-            .admit(&h.agent_id, &h.stream, h.seq, &bytes)
+            .admit_decoded(&h.agent_id, &h.stream, h.seq, &bytes, Some(decoded))
             .map_err(Refusal::Storage)?;
         Ok((admit, events))
     })

@@ -1,6 +1,8 @@
 //! The aggregator's Prometheus metrics (`logferry_` prefix, bounded labels only).
 
 use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -27,6 +29,15 @@ pub struct FormatLabel {
     pub format: &'static str,
 }
 
+/// Label naming what the pipeline's coordinator spends its time on.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    /// The coordinator's `write` (to the sinks), `sync` (making sinks durable and recording
+    /// progress) and `wait` (for workers to finish frames); the workers' `idle` (waiting
+    /// for a frame, summed over workers).
+    pub stage: &'static str,
+}
+
 /// Every metric the aggregator exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -51,6 +62,9 @@ pub struct Metrics {
     pub parse_events: Family<FormatLabel, Counter>,
     /// Lines that did not parse as expected and were kept as plain text.
     pub parse_errors: Counter,
+    /// Seconds the pipeline spent per stage: which of sinks, disk and parsing holds the
+    /// pipeline back.
+    pub pipeline_seconds: Family<StageLabel, Counter<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -75,6 +89,7 @@ impl Metrics {
             inbox_bytes: Gauge::default(),
             parse_events: Family::default(),
             parse_errors: Counter::default(),
+            pipeline_seconds: Family::default(),
         };
         registry.register(
             "ingest_batches",
@@ -116,7 +131,29 @@ impl Metrics {
             "Bytes of batches waiting in the inbox",
             m.inbox_bytes.clone(),
         );
+        registry.register(
+            "parse_events",
+            "Events parsed, per format",
+            m.parse_events.clone(),
+        );
+        registry.register(
+            "parse_errors",
+            "Lines that did not parse as expected and were kept as plain text",
+            m.parse_errors.clone(),
+        );
+        registry.register(
+            "pipeline_stage_seconds",
+            "Seconds the pipeline spent writing to sinks, syncing and waiting for workers (coordinator), and idle (workers)",
+            m.pipeline_seconds.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Adds the time since `since` to a pipeline stage.
+    pub fn pipeline_time(&self, stage: &'static str, since: std::time::Instant) {
+        self.pipeline_seconds
+            .get_or_create(&StageLabel { stage })
+            .inc_by(since.elapsed().as_secs_f64());
     }
 
     /// Counts one batch outcome.

@@ -1,36 +1,77 @@
-//! The pipeline: takes accepted frames from the inbox in order, renders their events, writes
-//! them to every sink, makes the sinks durable, and then removes the frames from the inbox
-//! while recording each sink's position, in one transaction.
+//! The pipeline: takes accepted frames from the inbox, renders their events on worker
+//! threads, writes them to every sink in inbox order, makes the sinks durable, and then
+//! removes the frames from the inbox while recording each sink's position, in one
+//! transaction.
 //!
-//! One thread; many frames per round, so one fsync per sink covers them all. At start-up
-//! each sink is rewound to its recorded position (a file is cut back to the length it had
-//! when the last round completed), so frames that were written but not yet completed
-//! before a crash are written again exactly once.
+//! # Shape
 //!
-//! At shutdown the pipeline keeps going until the inbox is empty or
-//! [`SHUTDOWN_DRAIN`] has passed; whatever is left is processed after the next start.
+//! One coordinator thread and [`PipelineSetup::workers`] worker threads ([`worker`]).
+//! The coordinator reads frames in key order and numbers them (`seq`); workers take them
+//! from one shared queue, decode, parse and render each into its own output buffer, and
+//! hand the buffers back in whatever order they finish. The coordinator keeps finished
+//! frames until every earlier one is written, then writes them in `seq` order. Every
+//! [`FRAMES_PER_ROUND`] frames, every [`ROUND_INTERVAL`], or whenever it has caught up
+//! with the inbox, it ends the round: flush (fsync) every sink, then [`Inbox::complete`]
+//! the round's frames with the sinks' positions. Workers keep rendering while the
+//! coordinator writes and syncs.
+//!
+//! # Invariants
+//!
+//! - Sinks receive frames in `seq` order, which is inbox key order: a frame's lines are
+//!   written only after every earlier frame's lines were written, whatever order the
+//!   workers finish in. Only the coordinator touches sinks and the inbox's progress.
+//! - A round's frames are exactly the frames written since the previous round ended, so
+//!   the position recorded with them covers those frames and nothing that is still in the
+//!   inbox. At start-up each sink is rewound to its recorded position (a file is cut back
+//!   to the length it had when the last round completed), so frames that were written but
+//!   not completed before a crash are written again exactly once.
+//! - After a failed write, flush or completion, everything in flight is discarded, the
+//!   sinks are rewound to their recorded positions and reading starts again from the
+//!   first frame in the inbox: the same rewind as after a crash.
+//! - Bounded: at most [`FRAMES_IN_FLIGHT_PER_WORKER`] frames per worker are dispatched and
+//!   not yet written (their output buffers included), and at most [`FRAMES_PER_ROUND`]
+//!   frames are written and not yet completed.
+//! - Detection memory (a source's last format) is per worker: a speed hint only.
+//!
+//! At shutdown the pipeline keeps going until the inbox is empty or [`SHUTDOWN_DRAIN`] has
+//! passed; then it stops taking frames, writes and completes what is in flight, and
+//! returns. Whatever is left is processed after the next start.
 
+mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use logferry_shared::runtime::Shutdown;
-use logferry_shared::wire::{self, DecodeLimits};
+use logferry_shared::wire::DecodeLimits;
 
 use crate::inbox::Inbox;
-use logferry_shared::event::Timestamp;
-
 use crate::metrics::{FormatLabel, Metrics, SinkLabel};
 use crate::parse::detect::Detector;
-use crate::render;
 use crate::sink::Sink;
+pub use worker::FrameRenderer;
+use worker::{Failure, Job, Rendered};
 
-/// Frames taken per round.
-const FRAMES_PER_ROUND: usize = 64;
+/// Most frames written and not yet completed: one fsync per sink covers them all.
+pub const FRAMES_PER_ROUND: usize = 64;
+/// Longest time written frames wait for their round to end while more keep coming.
+pub const ROUND_INTERVAL: Duration = Duration::from_millis(200);
+/// Frames dispatched per worker and not yet written: enough to keep workers busy while
+/// the coordinator writes and syncs, few enough to bound memory.
+pub const FRAMES_IN_FLIGHT_PER_WORKER: usize = 4;
 /// How long the pipeline keeps draining the inbox after shutdown begins.
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 /// How long to wait after a sink error before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+/// How long the coordinator sleeps when the inbox is empty (a [`Wake`] cuts it short).
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// How long the coordinator waits for a worker before looking at its round again.
+const RESULT_WAIT: Duration = Duration::from_millis(50);
+/// An output buffer larger than this is not kept for the next frame.
+const KEEP_OUTPUT_BYTES: usize = 32 << 20;
 
 /// Wakes the pipeline when a frame is admitted.
 #[derive(Debug, Default)]
@@ -57,23 +98,90 @@ impl Wake {
     }
 }
 
-/// Starts the pipeline thread. Sinks are rewound to their recorded positions first.
-pub fn spawn(
-    inbox: Arc<Inbox>,
-    mut detector: Detector,
-    mut sinks: Vec<Box<dyn Sink>>,
-    limits: DecodeLimits,
-    metrics: Arc<Metrics>,
-    wake: Arc<Wake>,
-    shutdown: Shutdown,
-) -> std::io::Result<JoinHandle<()>> {
+/// What the pipeline runs with.
+pub struct PipelineSetup {
+    /// Where accepted frames wait and progress is recorded.
+    pub inbox: Arc<Inbox>,
+    /// Parsing rules; each worker gets its own clone.
+    pub detector: Detector,
+    /// Where events go.
+    pub sinks: Vec<Box<dyn Sink>>,
+    /// Frame decoder limits.
+    pub limits: DecodeLimits,
+    /// Worker threads (at least one).
+    pub workers: usize,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Signalled when frames are admitted.
+    pub wake: Arc<Wake>,
+}
+
+/// Starts the pipeline: sinks are rewound to their recorded positions, then the workers
+/// and the coordinator start. The handle is the coordinator's; it joins the workers
+/// before it returns.
+pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHandle<()>> {
+    let PipelineSetup {
+        inbox,
+        detector,
+        mut sinks,
+        limits,
+        workers,
+        metrics,
+        wake,
+    } = setup;
+    rewind_at_start(&inbox, &mut sinks)?;
+    let workers = workers.max(1);
+    let max_in_flight = workers * FRAMES_IN_FLIGHT_PER_WORKER;
+    let (jobs, queue) = mpsc::sync_channel::<Job>(max_in_flight);
+    let queue = Arc::new(Mutex::new(queue));
+    let (done_tx, done) = mpsc::channel::<Rendered>();
+    let mut handles = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let renderer = FrameRenderer::new(detector.clone(), limits);
+        let (queue, done_tx, metrics) = (queue.clone(), done_tx.clone(), metrics.clone());
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("pipeline-{i}"))
+                .spawn(move || worker::run(renderer, queue, done_tx, metrics))?,
+        );
+    }
+    drop(done_tx);
+    std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || {
+            let mut c = Coordinator {
+                inbox,
+                sinks,
+                metrics,
+                wake,
+                jobs: Some(jobs),
+                done,
+                max_in_flight,
+                next_seq: 0,
+                next_write: 0,
+                last_key: None,
+                in_flight: 0,
+                ready: BTreeMap::new(),
+                round: Round::default(),
+                spare: Vec::new(),
+            };
+            c.run(&shutdown);
+            // Closing the queue ends the workers.
+            c.jobs = None;
+            for h in handles {
+                let _ = h.join();
+            }
+        })
+}
+
+/// Rewinds every sink to its recorded position; a sink seen for the first time has its
+/// starting position recorded, so a failed first round can be cut back too.
+fn rewind_at_start(inbox: &Inbox, sinks: &mut [Box<dyn Sink>]) -> std::io::Result<()> {
     let mut first_seen = Vec::new();
     for sink in sinks.iter_mut() {
         let key = sink.position_key();
         match inbox.position(&key).map_err(std::io::Error::other)? {
             Some(pos) => sink.rewind_to(pos)?,
-            // A sink seen for the first time: record where it starts, so a failed first
-            // round can be cut back too.
             None => {
                 if let Some(pos) = sink.position() {
                     first_seen.push((key, pos));
@@ -85,112 +193,325 @@ pub fn spawn(
         let named: Vec<(&str, u64)> = first_seen.iter().map(|(k, p)| (k.as_str(), *p)).collect();
         inbox.complete(&[], &named).map_err(std::io::Error::other)?;
     }
-    std::thread::Builder::new()
-        .name("pipeline".into())
-        .spawn(move || {
-            run(
-                &inbox,
-                &mut detector,
-                &mut sinks,
-                limits,
-                &metrics,
-                &wake,
-                &shutdown,
-            )
-        })
+    Ok(())
 }
 
-fn run(
-    inbox: &Inbox,
-    detector: &mut Detector,
-    sinks: &mut [Box<dyn Sink>],
-    limits: DecodeLimits,
-    metrics: &Metrics,
-    wake: &Wake,
-    shutdown: &Shutdown,
-) {
-    let mut lines = Vec::with_capacity(8 << 20);
-    let mut drain_deadline: Option<Instant> = None;
-    loop {
-        if shutdown.is_triggered() {
-            let deadline = *drain_deadline.get_or_insert_with(|| Instant::now() + SHUTDOWN_DRAIN);
-            if inbox.is_empty() || Instant::now() >= deadline {
+/// Frames written to the sinks and not yet completed.
+#[derive(Default)]
+struct Round {
+    /// (inbox key, stored length) of each frame, in write order.
+    keys: Vec<(u64, usize)>,
+    /// Events written.
+    events: u64,
+    /// When the first frame of the round was written.
+    since: Option<Instant>,
+}
+
+impl Round {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.events = 0;
+        self.since = None;
+    }
+}
+
+/// How far [`Coordinator::dispatch`] got.
+enum Dispatched {
+    /// Every frame in the inbox is dispatched.
+    CaughtUp,
+    /// The in-flight bound is reached; more frames may wait.
+    Bounded,
+    /// No worker is left to take a frame.
+    NoWorkers,
+}
+
+/// What went wrong in a round; everything in flight is then redone.
+enum RoundError {
+    /// A sink failed to write or flush.
+    Sink(String, std::io::Error),
+    /// The inbox could not record progress.
+    Inbox(crate::inbox::InboxError),
+}
+
+/// The coordinator's state. See the module docs for the invariants it keeps.
+struct Coordinator {
+    inbox: Arc<Inbox>,
+    sinks: Vec<Box<dyn Sink>>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Wake>,
+    /// The workers' queue; `None` closes it.
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Rendered>,
+    max_in_flight: usize,
+    /// `seq` of the next frame dispatched.
+    next_seq: u64,
+    /// `seq` of the next frame to write.
+    next_write: u64,
+    /// Key of the last frame dispatched; `None` reads from the start of the inbox.
+    last_key: Option<u64>,
+    /// Frames dispatched and not yet handed back by a worker.
+    in_flight: usize,
+    /// Frames handed back, waiting for earlier ones to be written.
+    ready: BTreeMap<u64, Rendered>,
+    round: Round,
+    /// Output buffers to hand out with the next jobs.
+    spare: Vec<Vec<u8>>,
+}
+
+impl Coordinator {
+    fn run(&mut self, shutdown: &Shutdown) {
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            let mut taking = true;
+            if shutdown.is_triggered() {
+                let deadline =
+                    *drain_deadline.get_or_insert_with(|| Instant::now() + SHUTDOWN_DRAIN);
+                taking = Instant::now() < deadline;
+                if self.is_idle() && (!taking || self.inbox.is_empty()) {
+                    break;
+                }
+            }
+            let mut caught_up = false;
+            if taking {
+                match self.dispatch() {
+                    Ok(Dispatched::CaughtUp) => caught_up = true,
+                    Ok(Dispatched::Bounded) => {}
+                    Ok(Dispatched::NoWorkers) => {
+                        tracing::error!("pipeline workers are gone; stopping");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the inbox");
+                        self.wake.wait(ERROR_BACKOFF);
+                        continue;
+                    }
+                }
+            }
+            if self.in_flight > 0 && !self.collect() {
+                tracing::error!("pipeline workers are gone; stopping");
                 break;
             }
-        }
-        let frames = match inbox.read_after(None, FRAMES_PER_ROUND) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the inbox");
-                wake.wait(ERROR_BACKOFF);
+            if let Err(e) = self.write_ready().and_then(|()| self.end_round_if_due()) {
+                self.recover(e);
                 continue;
             }
-        };
-        if frames.is_empty() {
-            wake.wait(Duration::from_millis(200));
-            continue;
+            if caught_up && self.is_idle() {
+                self.wake.wait(IDLE_WAIT);
+            }
         }
-        lines.clear();
-        let mut events = 0u64;
-        detector.set_now(Timestamp::now());
-        for (key, frame) in &frames {
-            match wire::decode_frame(frame, &limits).and_then(|f| {
-                let batch = f.batch()?;
-                Ok(render::render_batch(&batch, detector, &mut lines))
-            }) {
+        tracing::info!(waiting = self.inbox.len(), "pipeline stopped");
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight == 0 && self.ready.is_empty() && self.round.keys.is_empty()
+    }
+
+    /// Hands frames that follow the last one dispatched to the workers, up to the bound.
+    fn dispatch(&mut self) -> Result<Dispatched, crate::inbox::InboxError> {
+        while self.in_flight < self.max_in_flight {
+            let want = self.max_in_flight - self.in_flight;
+            let frames = self.inbox.read_after(self.last_key, want)?;
+            let got = frames.len();
+            for (key, frame) in frames {
+                let job = Job {
+                    seq: self.next_seq,
+                    key,
+                    frame,
+                    decoded: self.inbox.take_decoded(key),
+                    out: self.spare.pop().unwrap_or_default(),
+                };
+                // The queue holds `max_in_flight` jobs, so this never blocks; it fails
+                // only when every worker is gone.
+                let sent = self
+                    .jobs
+                    .as_ref()
+                    .is_some_and(|jobs| jobs.send(job).is_ok());
+                if !sent {
+                    return Ok(Dispatched::NoWorkers);
+                }
+                self.next_seq += 1;
+                self.in_flight += 1;
+                self.last_key = Some(key);
+            }
+            if got < want {
+                return Ok(Dispatched::CaughtUp);
+            }
+        }
+        Ok(Dispatched::Bounded)
+    }
+
+    /// Waits a little for one worker result, then takes every result already there. False
+    /// when no worker is left.
+    fn collect(&mut self) -> bool {
+        let waiting = Instant::now();
+        let first = self.done.recv_timeout(RESULT_WAIT);
+        self.metrics.pipeline_time("wait", waiting);
+        match first {
+            Ok(r) => self.accept(r),
+            Err(RecvTimeoutError::Timeout) => return true,
+            Err(RecvTimeoutError::Disconnected) => return false,
+        }
+        while let Ok(r) = self.done.try_recv() {
+            self.accept(r);
+        }
+        true
+    }
+
+    fn accept(&mut self, r: Rendered) {
+        self.in_flight -= 1;
+        let Rendered {
+            seq,
+            key,
+            frame_len,
+            out,
+            result,
+        } = r;
+        let result = match result {
+            // A parser bug: stop the pipeline as a panic on this thread would.
+            Err(Failure::Panicked(panic)) => std::panic::resume_unwind(panic),
+            other => other,
+        };
+        let r = Rendered {
+            seq,
+            key,
+            frame_len,
+            out,
+            result,
+        };
+        self.ready.insert(seq, r);
+    }
+
+    /// Writes every frame whose predecessors are all written, in order.
+    fn write_ready(&mut self) -> Result<(), RoundError> {
+        let writing = Instant::now();
+        let written = self.write_in_order();
+        self.metrics.pipeline_time("write", writing);
+        written
+    }
+
+    fn write_in_order(&mut self) -> Result<(), RoundError> {
+        while let Some(r) = self.ready.remove(&self.next_write) {
+            self.next_write += 1;
+            match &r.result {
                 Ok(stats) => {
-                    events += stats.events();
+                    if !r.out.is_empty() {
+                        for sink in self.sinks.iter_mut() {
+                            sink.write(&r.out)
+                                .map_err(|e| RoundError::Sink(sink.name().to_owned(), e))?;
+                        }
+                    }
+                    self.round.events += stats.events();
                     for (format, n) in &stats.per_format {
-                        metrics
+                        self.metrics
                             .parse_events
                             .get_or_create(&FormatLabel { format })
                             .inc_by(*n);
                     }
-                    metrics.parse_errors.inc_by(stats.parse_errors);
+                    self.metrics.parse_errors.inc_by(stats.parse_errors);
                 }
-                Err(e) => {
+                Err(Failure::Decode(e)) => {
                     // Frames were checked at ingest; this means the stored copy is damaged.
-                    metrics.inbox_corrupt_frames.inc();
-                    tracing::error!(key, error = %e, "a stored batch cannot be decoded; dropping it");
+                    self.metrics.inbox_corrupt_frames.inc();
+                    tracing::error!(key = r.key, error = %e, "a stored batch cannot be decoded; dropping it");
                 }
+                Err(Failure::Panicked(_)) => {}
+            }
+            self.round.keys.push((r.key, r.frame_len));
+            self.round.since.get_or_insert_with(Instant::now);
+            self.recycle(r.out);
+        }
+        Ok(())
+    }
+
+    fn recycle(&mut self, mut out: Vec<u8>) {
+        if out.capacity() <= KEEP_OUTPUT_BYTES && self.spare.len() < self.max_in_flight {
+            out.clear();
+            self.spare.push(out);
+        }
+    }
+
+    /// Ends the round when it is full, old enough, or the pipeline has caught up.
+    fn end_round_if_due(&mut self) -> Result<(), RoundError> {
+        let due = match self.round.since {
+            None => false,
+            Some(since) => {
+                self.round.keys.len() >= FRAMES_PER_ROUND
+                    || since.elapsed() >= ROUND_INTERVAL
+                    || (self.in_flight == 0 && self.ready.is_empty())
+            }
+        };
+        if due {
+            let syncing = Instant::now();
+            let ended = self.end_round();
+            self.metrics.pipeline_time("sync", syncing);
+            ended?;
+        }
+        Ok(())
+    }
+
+    /// Makes the sinks durable, then completes the round's frames with their positions.
+    fn end_round(&mut self) -> Result<(), RoundError> {
+        let mut positions = Vec::with_capacity(self.sinks.len());
+        for sink in self.sinks.iter_mut() {
+            sink.flush()
+                .map_err(|e| RoundError::Sink(sink.name().to_owned(), e))?;
+            if let Some(pos) = sink.position() {
+                positions.push((sink.position_key(), pos));
             }
         }
-        match write_all(sinks, &lines, metrics) {
-            Ok(positions) => {
-                let keys: Vec<(u64, usize)> = frames.iter().map(|(k, v)| (*k, v.len())).collect();
-                let named: Vec<(&str, u64)> =
-                    positions.iter().map(|(n, p)| (n.as_str(), *p)).collect();
-                if let Err(e) = inbox.complete(&keys, &named) {
-                    tracing::error!(error = %e, "cannot record progress in the inbox; retrying the batches");
-                    // The sinks hold lines the inbox does not know are done: cut them back so
-                    // the retry writes each line once.
-                    rewind_all(inbox, sinks);
-                    wake.wait(ERROR_BACKOFF);
-                    continue;
-                }
-                for sink in sinks.iter() {
-                    metrics
-                        .sink_events
-                        .get_or_create(&SinkLabel {
-                            sink: sink.name().to_owned(),
-                        })
-                        .inc_by(events);
-                }
-                metrics.inbox_bytes.set(inbox.bytes() as i64);
-            }
-            Err((sink, e)) => {
-                metrics
+        let named: Vec<(&str, u64)> = positions.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+        self.inbox
+            .complete(&self.round.keys, &named)
+            .map_err(RoundError::Inbox)?;
+        for sink in self.sinks.iter() {
+            self.metrics
+                .sink_events
+                .get_or_create(&SinkLabel {
+                    sink: sink.name().to_owned(),
+                })
+                .inc_by(self.round.events);
+        }
+        self.metrics.inbox_bytes.set(self.inbox.bytes() as i64);
+        self.round.clear();
+        Ok(())
+    }
+
+    /// After a failed round: drop everything in flight, cut the sinks back to their
+    /// recorded positions, and start again from the first frame in the inbox.
+    fn recover(&mut self, e: RoundError) {
+        match e {
+            RoundError::Sink(sink, e) => {
+                self.metrics
                     .sink_errors
                     .get_or_create(&SinkLabel { sink: sink.clone() })
                     .inc();
                 tracing::error!(sink = %sink, error = %e, "sink write failed; retrying (batches stay in the inbox)");
-                // Rewind every sink to its recorded position so the retry writes each line once.
-                rewind_all(inbox, sinks);
-                wake.wait(ERROR_BACKOFF);
+            }
+            RoundError::Inbox(e) => {
+                tracing::error!(error = %e, "cannot record progress in the inbox; retrying the batches");
             }
         }
+        while self.in_flight > 0 {
+            match self.done.recv() {
+                Ok(r) => {
+                    self.in_flight -= 1;
+                    self.recycle(r.out);
+                }
+                Err(_) => break,
+            }
+        }
+        let ready = std::mem::take(&mut self.ready);
+        for (_, r) in ready {
+            self.recycle(r.out);
+        }
+        self.round.clear();
+        self.next_write = self.next_seq;
+        self.last_key = None;
+        // The sinks may hold lines the inbox does not know are done: cut them back so the
+        // retry writes each line once.
+        rewind_all(&self.inbox, &mut self.sinks);
+        self.wake.wait(ERROR_BACKOFF);
     }
-    tracing::info!(waiting = inbox.len(), "pipeline stopped");
 }
 
 /// Cuts every sink back to its recorded position (recorded at start-up at the latest).
@@ -204,74 +525,5 @@ fn rewind_all(inbox: &Inbox, sinks: &mut [Box<dyn Sink>]) {
     }
 }
 
-/// Writes `lines` to every sink and makes them durable; returns each sink's position.
-fn write_all(
-    sinks: &mut [Box<dyn Sink>],
-    lines: &[u8],
-    _metrics: &Metrics,
-) -> Result<Vec<(String, u64)>, (String, std::io::Error)> {
-    let mut positions = Vec::with_capacity(sinks.len());
-    for sink in sinks.iter_mut() {
-        let name = sink.name().to_owned();
-        if !lines.is_empty() {
-            sink.write(lines).map_err(|e| (name.clone(), e))?;
-        }
-        sink.flush().map_err(|e| (name.clone(), e))?;
-        if let Some(pos) = sink.position() {
-            positions.push((sink.position_key(), pos));
-        }
-    }
-    Ok(positions)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sink::FileSink;
-
-    fn start(inbox: Arc<Inbox>, sink: FileSink, shutdown: &Shutdown) -> JoinHandle<()> {
-        let detector = Detector::new(crate::parse::Zone::Utc, &[], &[]).unwrap();
-        spawn(
-            inbox,
-            detector,
-            vec![Box::new(sink)],
-            DecodeLimits::default(),
-            Arc::new(Metrics::new()),
-            Arc::new(Wake::default()),
-            shutdown.clone(),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn a_sink_is_cut_back_only_in_its_own_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let inbox = Arc::new(Inbox::open(&dir.path().join("inbox"), 1 << 20).unwrap());
-        let a = dir.path().join("a.jsonl");
-        let b = dir.path().join("b.jsonl");
-        std::fs::write(&a, vec![b'x'; 100]).unwrap();
-        std::fs::write(&b, vec![b'y'; 100]).unwrap();
-        // A crash left 40 unrecorded bytes in a.jsonl: its recorded length is 60.
-        inbox
-            .complete(&[], &[(&format!("file:{}", a.display()), 60)])
-            .unwrap();
-
-        // The same sink name pointed at b.jsonl: b is never cut back.
-        let shutdown = Shutdown::new();
-        shutdown.trigger();
-        start(inbox.clone(), FileSink::open("out", &b).unwrap(), &shutdown)
-            .join()
-            .unwrap();
-        assert_eq!(std::fs::metadata(&b).unwrap().len(), 100);
-        assert_eq!(
-            inbox.position(&format!("file:{}", b.display())).unwrap(),
-            Some(100)
-        );
-
-        // Pointed back at a.jsonl: cut back to its recorded 60 bytes.
-        start(inbox.clone(), FileSink::open("out", &a).unwrap(), &shutdown)
-            .join()
-            .unwrap();
-        assert_eq!(std::fs::metadata(&a).unwrap().len(), 60);
-    }
-}
+mod tests;

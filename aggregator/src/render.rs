@@ -1,24 +1,30 @@
 //! Turns the records of a decoded batch into output events, written straight as JSON lines.
 //!
 //! This is the hot path: one batch holds thousands of lines, so each record is written
-//! into one output buffer with no per-record allocation (strings are escaped in place by
-//! serde_json). The shape is exactly [`logferry_shared::event::Event`]'s; a test parses the
+//! into one output buffer with no per-record allocation: strings, numbers and timestamps
+//! are written in place by [`json`] (a table-driven escaper, integer formatting, and
+//! calendar arithmetic for timestamps). The shape is exactly [`logferry_shared::event::Event`]'s; a test parses the
 //! output back into `Event` to keep the two in step.
 //!
 //! Each line goes through the [`Detector`]: `format` names the parser that matched,
 //! `timestamp` is the line's own time (or the time the agent read it), `level` and
 //! `message` come from the parser, and `fields` holds the agent's flags (`truncated`,
-//! `invalid_utf8` — bytes replaced by U+FFFD —, `no_newline`), `parse_error` when the line
-//! did not parse as expected, and what the parser extracted.
+//! `invalid_utf8` — bytes replaced by U+FFFD —, `no_newline`, and `"stream":"stderr"` for
+//! a container's stderr lines), `parse_error` when the line did not parse as expected, and
+//! what the parser extracted.
 
-use std::fmt::Write as _;
+mod json;
+
 use std::io::Write;
 
-use logferry_shared::event::Timestamp;
-use logferry_shared::wire::{Batch, SourceRef, FLAG_INVALID_UTF8, FLAG_NO_NEWLINE, FLAG_TRUNCATED};
+use logferry_shared::event::{Level, Timestamp};
+use logferry_shared::wire::{
+    Batch, SourceRef, FLAG_INVALID_UTF8, FLAG_NO_NEWLINE, FLAG_STDERR, FLAG_TRUNCATED,
+};
 
 use crate::parse::detect::{Detector, SourcePlan};
 use crate::parse::Value;
+use json::{timestamp_text, write_i64, write_str, TIMESTAMP_LEN};
 
 /// Kubernetes attribute keys the agent may attach to a source, in output order.
 const K8S_ATTRS: [(&str, &str); 4] = [
@@ -28,35 +34,71 @@ const K8S_ATTRS: [(&str, &str); 4] = [
     ("k8s.pod_uid", "pod_uid"),
 ];
 
-/// Pre-rendered JSON for one source: `"source":{...}` and the optional `"k8s":{...}`.
+/// Pre-rendered JSON for one source: `"source":{...}` and the optional `"k8s":{...}`,
+/// and, per format seen on the source, everything from `"host"` to the end of `"k8s"`
+/// (those keys follow one another and change only with the format), so each line copies
+/// them in one piece.
 struct SourceJson {
+    /// `,"source":{...}` and the optional `,"k8s":{...}`.
     source: Vec<u8>,
-    k8s: Vec<u8>,
+    /// (format, `,"host":..,"format":"<format>"` + `source`): at most one per parser.
+    by_format: Vec<(&'static str, Vec<u8>)>,
 }
 
-fn source_json(src: &SourceRef<'_>) -> SourceJson {
-    let mut source = Vec::with_capacity(src.path.len() + 40);
-    source.extend_from_slice(br#","source":{"type":"file","path":"#);
-    write_str(&mut source, src.path);
-    source.push(b'}');
-    let mut k8s = Vec::new();
-    for (attr, name) in K8S_ATTRS {
-        if let Some((_, v)) = src.attrs.iter().find(|(k, _)| *k == attr) {
-            k8s.extend_from_slice(if k8s.is_empty() { br#","k8s":{"# } else { b"," });
-            write_str(&mut k8s, name);
-            k8s.push(b':');
-            write_str(&mut k8s, v);
+impl SourceJson {
+    fn new(src: &SourceRef<'_>) -> SourceJson {
+        let mut source = Vec::with_capacity(src.path.len() + 40);
+        source.extend_from_slice(br#","source":{"type":"file","path":"#);
+        write_str(&mut source, src.path);
+        source.push(b'}');
+        let mut k8s = false;
+        for (attr, name) in K8S_ATTRS {
+            if let Some((_, v)) = src.attrs.iter().find(|(k, _)| *k == attr) {
+                source.extend_from_slice(if k8s { b"," } else { br#","k8s":{"# });
+                k8s = true;
+                write_str(&mut source, name);
+                source.push(b':');
+                write_str(&mut source, v);
+            }
+        }
+        if k8s {
+            source.push(b'}');
+        }
+        SourceJson {
+            source,
+            by_format: Vec::new(),
         }
     }
-    if !k8s.is_empty() {
-        k8s.push(b'}');
+
+    /// `,"host":..,"format":"<format>","source":{..}[,"k8s":{..}]`.
+    fn tail(&mut self, host: &[u8], format: &'static str) -> &[u8] {
+        let at = match self.by_format.iter().position(|(f, _)| *f == format) {
+            Some(at) => at,
+            None => {
+                let mut t = Vec::with_capacity(host.len() + format.len() + self.source.len() + 12);
+                t.extend_from_slice(host);
+                t.extend_from_slice(br#","format":""#);
+                t.extend_from_slice(format.as_bytes());
+                t.push(b'"');
+                t.extend_from_slice(&self.source);
+                self.by_format.push((format, t));
+                self.by_format.len() - 1
+            }
+        };
+        &self.by_format[at].1
     }
-    SourceJson { source, k8s }
 }
 
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Writing a &str into a Vec through serde_json cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+/// `,"level":"<level>"`, written without looking at the level's name.
+fn level_json(level: Level) -> &'static [u8] {
+    match level {
+        Level::Trace => br#","level":"trace""#,
+        Level::Debug => br#","level":"debug""#,
+        Level::Info => br#","level":"info""#,
+        Level::Warn => br#","level":"warn""#,
+        Level::Error => br#","level":"error""#,
+        Level::Fatal => br#","level":"fatal""#,
+    }
 }
 
 /// What rendering a batch found, for the metrics.
@@ -84,7 +126,7 @@ impl RenderStats {
 
 /// Parses every record of `batch` and appends one JSON line per event to `out`.
 pub fn render_batch(batch: &Batch<'_>, detector: &mut Detector, out: &mut Vec<u8>) -> RenderStats {
-    let sources: Vec<SourceJson> = batch.sources.iter().map(source_json).collect();
+    let mut sources: Vec<SourceJson> = batch.sources.iter().map(SourceJson::new).collect();
     let mut plans: Vec<SourcePlan> = batch
         .sources
         .iter()
@@ -96,21 +138,21 @@ pub fn render_batch(batch: &Batch<'_>, detector: &mut Detector, out: &mut Vec<u8
         write_str(&mut host, batch.host);
     }
     let mut stats = RenderStats::default();
-    let mut observed_cache = (u64::MAX, String::new());
-    let mut ts_buf = String::new();
+    // The observed time changes every few hundred lines at most, and a line's own time
+    // often repeats its predecessor's (second-resolution formats): each is formatted once
+    // per change.
+    let mut observed: (u64, [u8; TIMESTAMP_LEN]) = (u64::MAX, [0; TIMESTAMP_LEN]);
+    let mut own: (i64, [u8; TIMESTAMP_LEN]) = (i64::MIN, [0; TIMESTAMP_LEN]);
     for rec in &batch.records {
         let src = rec.source as usize;
-        let (Some(plan), Some(source)) = (plans.get_mut(src), sources.get(src)) else {
+        let (Some(plan), Some(source)) = (plans.get_mut(src), sources.get_mut(src)) else {
             // parse_body guarantees every record's source index is in range.
             continue;
         };
-        if rec.observed_ms != observed_cache.0 {
-            observed_cache.0 = rec.observed_ms;
-            observed_cache.1.clear();
-            let _ = write!(
-                observed_cache.1,
-                "\"{}\"",
-                Timestamp::from_millis(rec.observed_ms)
+        if rec.observed_ms != observed.0 {
+            observed = (
+                rec.observed_ms,
+                timestamp_text(Timestamp::from_millis(rec.observed_ms)),
             );
         }
         let mut flags = rec.flags;
@@ -129,27 +171,22 @@ pub fn render_batch(batch: &Batch<'_>, detector: &mut Detector, out: &mut Vec<u8
         out.extend_from_slice(br#"{"timestamp":"#);
         match d.parsed.timestamp {
             Some(t) => {
-                ts_buf.clear();
-                let _ = write!(ts_buf, "\"{t}\"");
-                out.extend_from_slice(ts_buf.as_bytes());
+                let ms = t.0.div_euclid(1_000_000);
+                if ms != own.0 {
+                    own = (ms, timestamp_text(t));
+                }
+                out.extend_from_slice(&own.1);
             }
-            None => out.extend_from_slice(observed_cache.1.as_bytes()),
+            None => out.extend_from_slice(&observed.1),
         }
         out.extend_from_slice(br#","observed_timestamp":"#);
-        out.extend_from_slice(observed_cache.1.as_bytes());
+        out.extend_from_slice(&observed.1);
         if let Some(level) = d.parsed.level {
-            out.extend_from_slice(br#","level":""#);
-            out.extend_from_slice(level.as_str().as_bytes());
-            out.push(b'"');
+            out.extend_from_slice(level_json(level));
         }
         out.extend_from_slice(br#","message":"#);
         write_str(out, &d.parsed.message);
-        out.extend_from_slice(&host);
-        out.extend_from_slice(br#","format":""#);
-        out.extend_from_slice(d.format.as_bytes());
-        out.push(b'"');
-        out.extend_from_slice(&source.source);
-        out.extend_from_slice(&source.k8s);
+        out.extend_from_slice(source.tail(&host, d.format));
         write_fields(out, &d.parsed.fields, flags, d.parse_error);
         out.extend_from_slice(b"}\n");
     }
@@ -180,15 +217,23 @@ fn write_fields(
         }
         first = false;
     };
-    let mut reserved: [&str; 4] = [""; 4];
+    let mut reserved: [&str; 5] = [""; 5];
     let mut n_reserved = 0;
     for (bit, name) in FLAG_FIELDS {
         if flags & bit != 0 {
             sep(out);
-            let _ = write!(out, "\"{name}\":true");
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":true");
             reserved[n_reserved] = name;
             n_reserved += 1;
         }
+    }
+    if flags & FLAG_STDERR != 0 {
+        sep(out);
+        out.extend_from_slice(br#""stream":"stderr""#);
+        reserved[n_reserved] = "stream";
+        n_reserved += 1;
     }
     if parse_error {
         sep(out);
@@ -212,9 +257,7 @@ fn write_fields(
 fn write_value(out: &mut Vec<u8>, v: &Value<'_>) {
     match v {
         Value::Str(s) => write_str(out, s),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
+        Value::Int(i) => write_i64(out, *i),
         Value::Float(f) if f.is_finite() => {
             let _ = write!(out, "{f}");
         }
@@ -300,6 +343,44 @@ mod tests {
         assert_eq!(e2.message, r#"{"level":"info", broken}"#);
         assert_eq!(stats.events(), 3);
         assert_eq!(stats.parse_errors, 1);
+    }
+
+    #[test]
+    fn stderr_lines_get_a_stream_field() {
+        let (lines, _) = render(&[
+            (1, FLAG_STDERR, b"boom"),
+            (1, 0, b"fine"),
+            (
+                1,
+                FLAG_STDERR | FLAG_NO_NEWLINE,
+                br#"{"msg":"x","stream":"other"}"#,
+            ),
+        ]);
+        let e0: Event = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(e0.fields["stream"], "stderr");
+        let e1: Event = serde_json::from_str(&lines[1]).unwrap();
+        assert!(e1.fields.get("stream").is_none(), "stdout is the default");
+        let v: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
+        assert_eq!(v["fields"]["stream"], "stderr");
+        assert_eq!(v["fields"]["no_newline"], true);
+        assert_eq!(lines[2].matches("\"stream\"").count(), 1);
+    }
+
+    #[test]
+    fn level_keys_spell_the_level() {
+        for level in [
+            Level::Trace,
+            Level::Debug,
+            Level::Info,
+            Level::Warn,
+            Level::Error,
+            Level::Fatal,
+        ] {
+            assert_eq!(
+                level_json(level),
+                format!(r#","level":"{}""#, level.as_str()).as_bytes()
+            );
+        }
     }
 
     #[test]

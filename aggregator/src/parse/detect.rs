@@ -10,8 +10,13 @@
 //!   a loose pattern cannot swallow other sources' lines.
 //!
 //! The per-source memory of the last format is bounded ([`MAX_REMEMBERED`] sources).
+//!
+//! A detector is cheap to clone: the parsers are shared, the memory is copied. The
+//! pipeline gives each worker thread its own clone, so the memory is per worker — a hint
+//! for speed, never a condition for correctness.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use logferry_shared::event::Timestamp;
 
@@ -53,10 +58,11 @@ pub struct Detected<'a> {
 }
 
 /// Picks and runs parsers.
+#[derive(Clone)]
 pub struct Detector {
-    parsers: Vec<Box<dyn Parser>>,
-    custom: Vec<Box<dyn Parser>>,
-    forced: Vec<Forced>,
+    parsers: Arc<[Box<dyn Parser>]>,
+    custom: Arc<[Box<dyn Parser>]>,
+    forced: Arc<[Forced]>,
     last: HashMap<String, usize>,
     ctx: ParseContext,
 }
@@ -128,9 +134,9 @@ impl Detector {
             forced.push(Forced { pattern, parser });
         }
         Ok(Detector {
-            parsers,
-            custom: customs,
-            forced,
+            parsers: parsers.into(),
+            custom: customs.into(),
+            forced: forced.into(),
             last: HashMap::new(),
             ctx: ParseContext {
                 zone,

@@ -27,10 +27,9 @@
 
 use std::borrow::Cow;
 
-use chrono::NaiveDate;
 use logferry_shared::event::{Level, Timestamp};
 
-use super::{ParseContext, Parsed, Parser, Value};
+use super::{time, ParseContext, Parsed, Parser, Value};
 
 /// Go `log` package lines (`go`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -145,9 +144,8 @@ fn go_time(b: &[u8], ctx: &ParseContext) -> Option<(Timestamp, usize)> {
         nanos = num(&b[20..20 + n])? * 10u32.pow(9 - n as u32);
         used = 20 + n;
     }
-    let dt =
-        NaiveDate::from_ymd_opt(y as i32, mo, d)?.and_hms_nano_opt(hh, mi, ss.min(59), nanos)?;
-    Some((ctx.zone.resolve(dt)?, used))
+    let t = time::local(&ctx.zone, y as i32, mo, d, (hh, mi, ss.min(59), nanos))?;
+    Some((t, used))
 }
 
 /// Nginx's `[level] pid#tid: ` after the same date layout.
@@ -224,7 +222,7 @@ fn message_level(s: &str) -> Option<(Level, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::access::testkit::{check_corpus, ctx, field, has, s, ts};
+    use crate::parse::testkit::{check_corpus, ctx, expect_field as field, has, s, ts};
     use proptest::prelude::*;
 
     fn p(line: &str) -> Parsed<'_> {

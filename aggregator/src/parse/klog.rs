@@ -25,7 +25,6 @@
 
 use std::borrow::Cow;
 
-use chrono::NaiveDate;
 use logferry_shared::event::Level;
 
 use super::{time, ParseContext, Parsed, Parser, Value};
@@ -120,9 +119,7 @@ fn parse<'a>(line: &'a str, ctx: &ParseContext) -> Option<Parsed<'a>> {
     };
 
     let year = time::infer_year(month, day, ctx.now);
-    let dt =
-        NaiveDate::from_ymd_opt(year, month, day)?.and_hms_nano_opt(h, mi, s.min(59), nanos)?;
-    let timestamp = ctx.zone.resolve(dt)?;
+    let timestamp = time::local(&ctx.zone, year, month, day, (h, mi, s.min(59), nanos))?;
 
     // Room for the header fields and, for structured lines, a few pairs.
     let mut fields = Vec::with_capacity(if text.starts_with('"') { 10 } else { 3 });
@@ -342,7 +339,7 @@ fn go_string(s: &str) -> Option<(Cow<'_, str>, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::access::testkit::{check_corpus, ctx, field, has, s, ts};
+    use crate::parse::testkit::{check_corpus, ctx, expect_field as field, has, s, ts};
     use proptest::prelude::*;
 
     fn p(line: &str) -> Parsed<'_> {

@@ -10,8 +10,10 @@
 //! that mix formats still parse. [`plain`] always matches, so every line yields an event.
 
 pub mod access;
+pub mod civil;
 pub mod custom;
 pub mod detect;
+pub mod fields;
 pub mod golog;
 pub mod java;
 pub mod json;
@@ -21,6 +23,8 @@ pub mod logfmt;
 pub mod plain;
 pub mod python;
 pub mod syslog;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod time;
 pub mod weberror;
 

@@ -343,7 +343,7 @@ fn celery_task(s: &str) -> Option<(&str, &str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::access::testkit::{check_corpus, ctx, field, has, s, ts};
+    use crate::parse::testkit::{check_corpus, ctx, expect_field as field, has, s, ts};
     use proptest::prelude::*;
 
     fn p(line: &str) -> Parsed<'_> {

@@ -1,12 +1,15 @@
 //! Timestamp parsing shared by the parsers: hand-written scanners for the layouts logs use
-//! (no regex, no allocation), with chrono for calendar arithmetic and named zones.
+//! (no regex, no allocation), integer calendar arithmetic ([`civil`](super::civil)) for UTC
+//! and fixed offsets, and chrono for named zones.
 //!
 //! Every `*_prefix` function parses a timestamp at the start of its input and returns it
 //! with the number of bytes it used, so a parser can take the rest as the message.
 //! Timestamps without a zone are read in the configured [`Zone`] (default UTC).
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeZone, Utc};
 use logferry_shared::event::Timestamp;
+
+use super::civil::{self, Civil, NANOS_PER_SEC, SECS_PER_DAY};
 
 /// The zone for timestamps that carry none.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -54,6 +57,29 @@ impl Zone {
         };
         from_utc(utc)
     }
+
+    /// [`Zone::resolve`] for a [`Civil`] time: integer arithmetic for UTC and fixed
+    /// offsets, chrono's zone rules for named zones.
+    pub fn resolve_civil(&self, c: Civil) -> Option<Timestamp> {
+        match self {
+            Zone::Utc => c.at_offset(0),
+            Zone::Fixed(o) => c.at_offset(i64::from(o.local_minus_utc())),
+            Zone::Named(_) => self.resolve(c.to_naive()?),
+        }
+    }
+}
+
+/// A wall-clock date and time read in `zone`: `None` when the date or time does not exist
+/// (30 February, hour 24) or, in a named zone, falls in a daylight-saving gap. The second
+/// may be given as 60 (a leap second), read as 59.999999999.
+pub fn local(
+    zone: &Zone,
+    year: i32,
+    month: u32,
+    day: u32,
+    tod: (u32, u32, u32, u32),
+) -> Option<Timestamp> {
+    zone.resolve_civil(civil(year, month, day, tod)?)
 }
 
 fn from_utc(t: DateTime<Utc>) -> Option<Timestamp> {
@@ -93,13 +119,23 @@ pub fn epoch_int(value: i64) -> Option<Timestamp> {
     }
 }
 
-struct Cursor<'a> {
-    b: &'a [u8],
-    i: usize,
+/// A byte cursor for the hand-written timestamp scanners (here and in the parsers): each
+/// step either consumes what it reads or leaves the position alone and answers `None`.
+pub(crate) struct Cursor<'a> {
+    /// The input.
+    pub b: &'a [u8],
+    /// The position.
+    pub i: usize,
 }
 
-impl Cursor<'_> {
-    fn digits(&mut self, n: usize) -> Option<u32> {
+impl<'a> Cursor<'a> {
+    /// A cursor at `i` in `b`.
+    pub fn new(b: &'a [u8], i: usize) -> Self {
+        Cursor { b, i }
+    }
+
+    /// Exactly `n` ASCII digits, as a number.
+    pub fn digits(&mut self, n: usize) -> Option<u32> {
         let s = self.b.get(self.i..self.i + n)?;
         let mut v = 0u32;
         for &c in s {
@@ -112,7 +148,8 @@ impl Cursor<'_> {
         Some(v)
     }
 
-    fn byte(&mut self, allowed: &[u8]) -> Option<u8> {
+    /// One byte out of `allowed`.
+    pub fn byte(&mut self, allowed: &[u8]) -> Option<u8> {
         let c = *self.b.get(self.i)?;
         if allowed.contains(&c) {
             self.i += 1;
@@ -122,9 +159,16 @@ impl Cursor<'_> {
         }
     }
 
-    /// A fraction of a second after `.` or `,`, as nanoseconds (extra digits ignored).
-    fn fraction(&mut self) -> u32 {
-        if self.byte(b".,").is_none() {
+    /// One or two digits (a day, or an unpadded clock part).
+    pub fn day(&mut self) -> Option<u32> {
+        self.digits(2).or_else(|| self.digits(1))
+    }
+
+    /// A fraction of a second after one of `seps`, as nanoseconds (digits past the ninth
+    /// are read and ignored); 0 and nothing consumed when no digit follows the separator.
+    pub fn fraction(&mut self, seps: &[u8]) -> u32 {
+        let save = self.i;
+        if self.byte(seps).is_none() {
             return 0;
         }
         let start = self.i;
@@ -141,10 +185,20 @@ impl Cursor<'_> {
         let n = (self.i - start).min(9);
         if n == 0 {
             // A lone separator: not part of the timestamp.
-            self.i -= 1;
+            self.i = save;
             return 0;
         }
         nanos * 10u32.pow(9 - n as u32)
+    }
+
+    /// `HH:MM:SS` and an optional fraction after one of `seps`.
+    pub fn clock(&mut self, seps: &[u8]) -> Option<(u32, u32, u32, u32)> {
+        let h = self.digits(2)?;
+        self.byte(b":")?;
+        let m = self.digits(2)?;
+        self.byte(b":")?;
+        let s = self.digits(2)?;
+        Some((h, m, s, self.fraction(seps)))
     }
 }
 
@@ -174,19 +228,13 @@ pub fn offset_prefix(s: &str) -> Option<(FixedOffset, usize)> {
 }
 
 fn time_of_day(c: &mut Cursor<'_>) -> Option<(u32, u32, u32, u32)> {
-    let h = c.digits(2)?;
-    c.byte(b":")?;
-    let m = c.digits(2)?;
-    c.byte(b":")?;
-    let s = c.digits(2)?;
-    let nanos = c.fraction();
-    Some((h, m, s, nanos))
+    c.clock(b".,")
 }
 
-fn naive(y: i32, mo: u32, d: u32, (h, mi, s, ns): (u32, u32, u32, u32)) -> Option<NaiveDateTime> {
-    // Leap second 60 is clamped to 59.999…, as chrono cannot hold it in a NaiveTime here.
+fn civil(y: i32, mo: u32, d: u32, (h, mi, s, ns): (u32, u32, u32, u32)) -> Option<Civil> {
+    // Leap second 60 is clamped to 59.999…, as a Unix timestamp cannot hold it.
     let (s, ns) = if s == 60 { (59, 999_999_999) } else { (s, ns) };
-    NaiveDate::from_ymd_opt(y, mo, d)?.and_hms_nano_opt(h, mi, s, ns)
+    Civil::new(y, mo, d, (h, mi, s, ns))
 }
 
 /// ISO-8601-like date and time at the start of `s`: `YYYY-MM-DD` (or `/`), then `T` or a
@@ -205,7 +253,7 @@ pub fn iso_prefix(s: &str, zone: &Zone) -> Option<(Timestamp, usize)> {
     let d = c.digits(2)?;
     c.byte(b"T ")?;
     let tod = time_of_day(&mut c)?;
-    let dt = naive(y as i32, mo, d, tod)?;
+    let dt = civil(y as i32, mo, d, tod)?;
     let before_zone = c.i;
     let rest = &s[c.i..];
     let (trimmed, space) = match rest.strip_prefix(' ') {
@@ -215,19 +263,19 @@ pub fn iso_prefix(s: &str, zone: &Zone) -> Option<(Timestamp, usize)> {
     if let Some(r) = trimmed.strip_prefix('Z') {
         // "Z" must end the token: "Zone" would not be a zone designator.
         if !r.starts_with(|ch: char| ch.is_ascii_alphanumeric()) {
-            return from_utc(dt.and_utc()).map(|t| (t, c.i + space + 1));
+            return dt.at_offset(0).map(|t| (t, c.i + space + 1));
         }
     }
     if trimmed.starts_with("UTC")
         && !trimmed[3..].starts_with(|ch: char| ch.is_ascii_alphanumeric())
     {
-        return from_utc(dt.and_utc()).map(|t| (t, c.i + space + 3));
+        return dt.at_offset(0).map(|t| (t, c.i + space + 3));
     }
     if let Some((off, used)) = offset_prefix(trimmed) {
-        let t = off.from_local_datetime(&dt).single()?.with_timezone(&Utc);
-        return from_utc(t).map(|t| (t, c.i + space + used));
+        let t = dt.at_offset(i64::from(off.local_minus_utc()))?;
+        return Some((t, c.i + space + used));
     }
-    zone.resolve(dt).map(|t| (t, before_zone))
+    zone.resolve_civil(dt).map(|t| (t, before_zone))
 }
 
 /// An RFC 3339 timestamp making up the whole of `s` (JSON `time` fields and the like).
@@ -265,13 +313,18 @@ pub fn month(abbr: &[u8]) -> Option<u32> {
 /// one if that would put the date more than a day in the future (December lines read in
 /// January).
 pub fn infer_year(month: u32, day: u32, now: Timestamp) -> i32 {
-    let now_utc = DateTime::<Utc>::from_timestamp_nanos(now.0);
-    let year = chrono::Datelike::year(&now_utc);
-    let candidate = NaiveDate::from_ymd_opt(year, month, day).and_then(|d| d.and_hms_opt(0, 0, 0));
-    match candidate {
-        Some(c) if c.and_utc() > now_utc + chrono::Duration::days(1) => year - 1,
-        _ => year,
+    let day_nanos = i128::from(SECS_PER_DAY * NANOS_PER_SEC);
+    let today = now.0.div_euclid(SECS_PER_DAY * NANOS_PER_SEC);
+    let (year, _, _) = civil::civil_from_days(today);
+    let valid = day >= 1 && day <= civil::days_in_month(year, month);
+    // Midnight of that date, against `now` plus a day (in i128: no overflow at the edges).
+    if valid
+        && i128::from(civil::days_from_civil(year, month, day)) * day_nanos
+            > i128::from(now.0) + day_nanos
+    {
+        return year as i32 - 1;
     }
+    year as i32
 }
 
 /// BSD syslog time at the start of `s`: `Mmm dd HH:MM:SS` (day space-padded), optionally
@@ -282,7 +335,7 @@ pub fn bsd_prefix(s: &str, zone: &Zone, now: Timestamp) -> Option<(Timestamp, us
     let mut c = Cursor { b, i: 3 };
     c.byte(b" ")?;
     c.byte(b" ");
-    let d = c.digits(2).or_else(|| c.digits(1))?;
+    let d = c.day()?;
     c.byte(b" ")?;
     let mut year = None;
     let save = c.i;
@@ -295,8 +348,7 @@ pub fn bsd_prefix(s: &str, zone: &Zone, now: Timestamp) -> Option<(Timestamp, us
     }
     let tod = time_of_day(&mut c)?;
     let y = year.unwrap_or_else(|| infer_year(mo, d, now));
-    let dt = naive(y, mo, d, tod)?;
-    zone.resolve(dt).map(|t| (t, c.i))
+    local(zone, y, mo, d, tod).map(|t| (t, c.i))
 }
 
 /// Common Log Format time, the part between the brackets: `22/Nov/2026:10:00:00 +0000`.
@@ -316,8 +368,7 @@ pub fn clf(s: &str) -> Option<Timestamp> {
     if c.i + used != s.len() {
         return None;
     }
-    let dt = naive(y as i32, mo, d, tod)?;
-    from_utc(off.from_local_datetime(&dt).single()?.with_timezone(&Utc))
+    civil(y as i32, mo, d, tod)?.at_offset(i64::from(off.local_minus_utc()))
 }
 
 /// Reads `Timestamp` back as UTC chrono time (for tests and formatting).
@@ -450,6 +501,35 @@ mod tests {
             Some(ts("2026-11-22T09:00:00Z"))
         );
         assert_eq!(clf("22/Nov/2026:10:00:00"), None);
+    }
+
+    /// `infer_year` as it was written on chrono, the reference for the integer version.
+    fn infer_year_chrono(month: u32, day: u32, now: Timestamp) -> i32 {
+        let now_utc = DateTime::<Utc>::from_timestamp_nanos(now.0);
+        let year = chrono::Datelike::year(&now_utc);
+        let candidate =
+            chrono::NaiveDate::from_ymd_opt(year, month, day).and_then(|d| d.and_hms_opt(0, 0, 0));
+        match candidate {
+            Some(c) if c.and_utc() > now_utc + chrono::Duration::days(1) => year - 1,
+            _ => year,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn infer_year_agrees_with_chrono(
+            month in 0u32..14,
+            day in 0u32..33,
+            now in proptest::prop_oneof![
+                proptest::prelude::any::<i64>(),
+                1_700_000_000_000_000_000i64..1_900_000_000_000_000_000,
+            ],
+        ) {
+            proptest::prop_assert_eq!(
+                infer_year(month, day, Timestamp(now)),
+                infer_year_chrono(month, day, Timestamp(now))
+            );
+        }
     }
 
     #[test]
