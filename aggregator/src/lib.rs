@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod parse;
 pub mod pipeline;
 pub mod render;
+pub mod rules;
 pub mod sink;
