@@ -17,3 +17,4 @@ pub mod pipeline;
 pub mod render;
 pub mod rules;
 pub mod sink;
+pub mod stats;
