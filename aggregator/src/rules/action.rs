@@ -43,7 +43,7 @@ pub enum Action {
     /// Remove fields.
     Remove(Vec<FieldRef>),
     /// Add tags.
-    Tag(Vec<Arc<str>>),
+    Tag(Vec<Box<str>>),
     /// Redact the message and string fields (all when `None`).
     Redact(Redactor, Option<Vec<FieldRef>>),
     /// Restrict the sinks.
@@ -146,7 +146,7 @@ impl Action {
                 if tags.iter().any(|t| t.trim().is_empty()) {
                     return bad("tags", "tags must not be empty".into());
                 }
-                Action::Tag(tags.iter().map(|t| Arc::from(t.as_str())).collect())
+                Action::Tag(tags.iter().map(|t| t.as_str().into()).collect())
             }
             ActionConfig::Redact {
                 patterns,
@@ -279,9 +279,11 @@ impl Action {
     }
 
     /// Applies the action to `ev`. `now` reads the clock once per event, when needed.
-    pub fn apply(
-        &self,
-        ev: &mut RuleEvent<'_>,
+    /// Values the action writes (set, rename, tag) are borrowed from the action, so the
+    /// event may not outlive the engine.
+    pub fn apply<'a>(
+        &'a self,
+        ev: &mut RuleEvent<'a>,
         now: &mut Now<'_>,
         outbox: &Outbox,
         redactions: &mut u64,
@@ -310,7 +312,7 @@ impl Action {
             Action::Set(target, value) => set(ev, target, value),
             Action::Rename(from, to) => {
                 if let Some(v) = ev.remove_field(from) {
-                    ev.set_field(to, v);
+                    ev.set_field(Cow::Borrowed(to), v);
                 }
             }
             Action::Remove(fields) => {
@@ -326,7 +328,7 @@ impl Action {
             }
             Action::Tag(tags) => {
                 for t in tags {
-                    ev.add_tag(t);
+                    ev.add_tag(Cow::Borrowed(t));
                 }
             }
             Action::Redact(r, targets) => *redactions += redact(ev, r, targets.as_deref()),
@@ -361,19 +363,33 @@ impl Action {
 
 /// The clock, read at most once per event.
 pub struct Now<'c> {
-    clock: &'c dyn Clock,
+    clock: Option<&'c dyn Clock>,
     value: Option<u64>,
 }
 
 impl<'c> Now<'c> {
     /// Not read yet.
     pub fn new(clock: &'c dyn Clock) -> Now<'c> {
-        Now { clock, value: None }
+        Now {
+            clock: Some(clock),
+            value: None,
+        }
+    }
+
+    /// A time given by the caller.
+    pub fn fixed(now_ms: u64) -> Now<'c> {
+        Now {
+            clock: None,
+            value: Some(now_ms),
+        }
     }
 
     /// The time, read on first use.
     pub fn get(&mut self) -> u64 {
-        *self.value.get_or_insert_with(|| self.clock.now_ms())
+        let clock = self.clock;
+        *self
+            .value
+            .get_or_insert_with(|| clock.map_or(0, |c| c.now_ms()))
     }
 }
 
@@ -413,9 +429,14 @@ fn with_text<R>(v: &View<'_>, f: impl FnOnce(&str) -> R) -> R {
     }
 }
 
-fn set(ev: &mut RuleEvent<'_>, target: &FieldRef, value: &Literal) {
+fn set<'a>(ev: &mut RuleEvent<'a>, target: &'a FieldRef, value: &'a Literal) {
     match target {
-        FieldRef::Message => ev.parsed.message = Cow::Owned(value.to_string()),
+        FieldRef::Message => {
+            ev.parsed.message = match value {
+                Literal::Str(s) => Cow::Borrowed(s),
+                other => Cow::Owned(other.to_string()),
+            }
+        }
         FieldRef::Level => {
             if let Literal::Str(s) = value {
                 ev.parsed.level = level::from_word(s);
@@ -426,9 +447,9 @@ fn set(ev: &mut RuleEvent<'_>, target: &FieldRef, value: &Literal) {
                 Literal::Bool(b) => Value::Bool(*b),
                 Literal::Int(i) => Value::Int(*i),
                 Literal::Float(f) => Value::Float(*f),
-                Literal::Str(s) => Value::Str(Cow::Owned(s.clone())),
+                Literal::Str(s) => Value::Str(Cow::Borrowed(s)),
             };
-            ev.set_field(name, v);
+            ev.set_field(Cow::Borrowed(name), v);
         }
         _ => {}
     }

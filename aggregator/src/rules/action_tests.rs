@@ -342,3 +342,20 @@ fn grouped_alerts_fire_per_group_and_bound_the_groups() {
     assert!(rec.iter().all(|n| n.kind == NotificationKind::Recovered));
     assert!(eng.stats()[0].firing.is_empty());
 }
+
+#[test]
+fn apply_at_uses_the_time_given_not_the_clock() {
+    let eng = engine(
+        "[[rules]]\nname = \"rl\"\nactions = [{ type = \"rate_limit\", per_second = 1.0 }]\n",
+    );
+    let t0 = 5_000_000;
+    assert_eq!(eng.apply_at(&mut ev(None, "m", &[]), t0), Verdict::Keep);
+    assert_eq!(
+        eng.apply_at(&mut ev(None, "m", &[]), t0 + 500),
+        Verdict::Drop
+    );
+    assert_eq!(
+        eng.apply_at(&mut ev(None, "m", &[]), t0 + 1000),
+        Verdict::Keep
+    );
+}

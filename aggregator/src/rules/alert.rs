@@ -15,6 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+
 use super::event::RuleEvent;
 use super::notification::{human_duration, EventSample, Notification, NotificationKind, Outbox};
 
@@ -108,7 +110,7 @@ struct Group {
 #[derive(Debug)]
 pub struct AlertState {
     spec: AlertSpec,
-    groups: Mutex<HashMap<Box<str>, Group>>,
+    groups: Mutex<HashMap<Box<str>, Group, Xxh3DefaultBuilder>>,
 }
 
 impl AlertState {
@@ -116,7 +118,7 @@ impl AlertState {
     pub fn new(spec: AlertSpec) -> AlertState {
         AlertState {
             spec,
-            groups: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::default()),
         }
     }
 

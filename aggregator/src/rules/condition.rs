@@ -33,8 +33,8 @@ pub enum Test {
     NotEquals(Expected),
     /// Equal to one of them.
     In(Vec<Expected>),
-    /// Contains the text.
-    Contains(String),
+    /// Contains the text (searcher built once).
+    Contains(Box<memchr::memmem::Finder<'static>>),
     /// Starts with the text.
     StartsWith(String),
     /// Ends with the text.
@@ -231,7 +231,10 @@ impl Condition {
                 }
                 Test::In(list)
             }
-            "contains" => Test::Contains(c.contains.clone().unwrap_or_default()),
+            "contains" => Test::Contains(Box::new(
+                memchr::memmem::Finder::new(c.contains.as_deref().unwrap_or_default().as_bytes())
+                    .into_owned(),
+            )),
             "starts_with" => Test::StartsWith(c.starts_with.clone().unwrap_or_default()),
             "ends_with" => Test::EndsWith(c.ends_with.clone().unwrap_or_default()),
             "regex" => {
@@ -323,7 +326,7 @@ impl Test {
                     .any(|t| list.iter().any(|e| e.matches(&View::Str(t)))),
                 _ => list.iter().any(|e| e.matches(&v)),
             },
-            Test::Contains(s) => v.any_text(|t| t.contains(s.as_str())),
+            Test::Contains(f) => v.any_text(|t| f.find(t.as_bytes()).is_some()),
             Test::StartsWith(s) => v.any_text(|t| t.starts_with(s.as_str())),
             Test::EndsWith(s) => v.any_text(|t| t.ends_with(s.as_str())),
             Test::Regex(re) => v.any_text(|t| re.is_match(t)),

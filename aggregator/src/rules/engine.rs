@@ -135,12 +135,19 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A compiled, ordered rule list.
+/// A compiled, ordered rule list. `Send + Sync`: worker threads share one through an
+/// `Arc` and call [`Engine::apply`] concurrently.
 #[derive(Debug)]
 pub struct Engine {
     rules: Vec<Arc<Rule>>,
     ctx: EngineContext,
+    has_routes: bool,
 }
+
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Engine>();
+};
 
 impl Engine {
     /// Compiles `configs` in order. Rules identical to one in `previous` (same name and
@@ -179,9 +186,16 @@ impl Engine {
                 None => rules.push(Arc::new(Rule::compile(cfg, i, ctx)?)),
             }
         }
+        let has_routes = rules.iter().any(|r| {
+            r.config
+                .actions
+                .iter()
+                .any(|a| matches!(a, super::config::ActionConfig::Route { .. }))
+        });
         Ok(Engine {
             rules,
             ctx: ctx.clone(),
+            has_routes,
         })
     }
 
@@ -190,13 +204,27 @@ impl Engine {
         Engine {
             rules: Vec::new(),
             ctx: ctx.clone(),
+            has_routes: false,
         }
     }
 
-    /// Runs the rules over `ev`, changing it in place.
+    /// Runs the rules over `ev`, changing it in place; reads the clock (once) only if a
+    /// stateful action needs it. Values the rules write are borrowed from the engine:
+    /// hold the engine for as long as the event.
     #[inline]
-    pub fn apply(&self, ev: &mut RuleEvent<'_>) -> Verdict {
-        let mut now = Now::new(self.ctx.clock.as_ref());
+    pub fn apply<'a>(&'a self, ev: &mut RuleEvent<'a>) -> Verdict {
+        self.run(ev, Now::new(self.ctx.clock.as_ref()))
+    }
+
+    /// Like [`Engine::apply`] with "now" given: the pipeline reads the clock once per
+    /// batch (`engine.context().clock.now_ms()`) instead of once per event, as reading the
+    /// clock costs more than most rules.
+    #[inline]
+    pub fn apply_at<'a>(&'a self, ev: &mut RuleEvent<'a>, now_ms: u64) -> Verdict {
+        self.run(ev, Now::fixed(now_ms))
+    }
+
+    fn run<'a>(&'a self, ev: &mut RuleEvent<'a>, mut now: Now<'a>) -> Verdict {
         for rule in &self.rules {
             if !rule.config.enabled || !rule.condition.matches(ev) {
                 continue;
@@ -239,6 +267,12 @@ impl Engine {
     /// Each rule's counters, in order.
     pub fn stats(&self) -> Vec<RuleStats> {
         self.rules.iter().map(|r| r.stats()).collect()
+    }
+
+    /// True if some rule routes events: then the renderer must honour
+    /// [`RuleEvent::route`]; otherwise every kept event goes to every sink.
+    pub fn has_routes(&self) -> bool {
+        self.has_routes
     }
 
     /// Number of rules.

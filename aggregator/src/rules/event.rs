@@ -3,7 +3,6 @@
 //! and change it in place, before it is rendered; reading never allocates.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use logferry_shared::event::Level;
 
@@ -46,7 +45,7 @@ pub struct RuleEvent<'a> {
     /// Kubernetes attributes, when known.
     pub k8s: K8sRef<'a>,
     /// Tags added by rules, in order, without repeats.
-    pub tags: Vec<Arc<str>>,
+    pub tags: Vec<Cow<'a, str>>,
     /// The sinks chosen by route actions; `None`: every sink.
     pub route: Option<SinkSet>,
 }
@@ -102,18 +101,10 @@ impl<'a> RuleEvent<'a> {
     }
 
     /// Sets the parsed field `name`, replacing an existing one in place.
-    pub fn set_field(&mut self, name: &str, value: Value<'a>) {
-        match self
-            .parsed
-            .fields
-            .iter_mut()
-            .find(|(k, _)| k.as_ref() == name)
-        {
+    pub fn set_field(&mut self, name: Cow<'a, str>, value: Value<'a>) {
+        match self.parsed.fields.iter_mut().find(|(k, _)| *k == name) {
             Some((_, v)) => *v = value,
-            None => self
-                .parsed
-                .fields
-                .push((Cow::Owned(name.to_owned()), value)),
+            None => self.parsed.fields.push((name, value)),
         }
     }
 
@@ -128,9 +119,9 @@ impl<'a> RuleEvent<'a> {
     }
 
     /// Adds a tag unless present.
-    pub fn add_tag(&mut self, tag: &Arc<str>) {
-        if !self.tags.iter().any(|t| t == tag) {
-            self.tags.push(Arc::clone(tag));
+    pub fn add_tag(&mut self, tag: Cow<'a, str>) {
+        if !self.tags.contains(&tag) {
+            self.tags.push(tag);
         }
     }
 }
@@ -215,7 +206,7 @@ pub enum View<'e> {
     /// The event's level.
     Level(Level),
     /// The event's tags.
-    Tags(&'e [Arc<str>]),
+    Tags(&'e [Cow<'e, str>]),
 }
 
 impl<'e> View<'e> {

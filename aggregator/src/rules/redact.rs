@@ -1,7 +1,7 @@
 //! Redaction: finding sensitive text and replacing it with `[REDACTED:<kind>]`.
 //!
 //! The built-in patterns are hand-written scanners, not regexes: each first looks for a
-//! cheap anchor with `memchr` (`@`, `.`, `:`, `A`, `b`/`B`) or walks the digits once,
+//! cheap anchor with `memchr` (`@`, `.`, `:`, `A`, `earer `) or counts digits eight bytes at a time,
 //! so a line with nothing to redact costs one pass per pattern and no allocation.
 //!
 //! | kind | matches | not matched (look-alikes) |
@@ -10,7 +10,7 @@
 //! | `ipv4` | four dotted numbers 0–255, not inside a longer dotted or alphanumeric run | `1.2.3.4.5`, `v1.2.3.4`, `300.1.1.1`, `2026.11.22` |
 //! | `ipv6` | what `std::net::Ipv6Addr` parses, with at least one hex digit (`::1`, `fe80::1`, full form, `::ffff:10.0.0.1`) | times `10:00:00`, MAC addresses, `std::io` |
 //! | `credit_card` | 13–19 digits, optionally in groups split by one space or `-`, with a known issuer prefix (Visa, Mastercard, Amex, Discover, Diners, JCB, UnionPay, Maestro) and a valid Luhn check digit | epoch milliseconds, order numbers failing Luhn, runs of 20+ digits |
-//! | `bearer_token` | the token after `Bearer ` (any case), 8+ token characters; the word `Bearer` stays | `bearer of bad news` |
+//! | `bearer_token` | the token after `Bearer `, `bearer ` or `BEARER `, 8+ token characters; the word stays | `bearer of bad news` |
 //! | `aws_access_key` | `AKIA`/`ASIA`/`ABIA`/`ACCA` plus 16 upper-case letters or digits, standing alone | longer runs |
 //!
 //! Raw JSON field values are redacted too; a custom regex match that holds a quote or a
@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memchr2, memchr_iter};
+use memchr::{memchr, memchr_iter, memmem};
 use regex::Regex;
 
 /// A built-in pattern.
@@ -131,7 +131,16 @@ impl Redactor {
     pub fn redact(&self, text: &str, json: bool) -> Option<(String, usize)> {
         let mut cur: Cow<'_, str> = Cow::Borrowed(text);
         let mut total = 0;
+        // One pass over the bytes says which patterns could match at all.
+        let hints = if self.builtins.is_empty() || text.len() < 2 {
+            Hints::default()
+        } else {
+            Hints::of(text.as_bytes())
+        };
         for p in &self.builtins {
+            if !hints.allows(*p, cur.len()) {
+                continue;
+            }
             if let Some((s, n)) = p.replace(&cur) {
                 cur = Cow::Owned(s);
                 total += n;
@@ -157,6 +166,72 @@ impl Redactor {
         match cur {
             Cow::Owned(s) if total > 0 => Some((s, total)),
             _ => None,
+        }
+    }
+}
+
+const AT: u8 = 1;
+const DOT: u8 = 2;
+const COLON: u8 = 4;
+const DIGIT: u8 = 8;
+const B: u8 = 16;
+const UPPER_A: u8 = 32;
+const HEX_LETTER: u8 = 64;
+
+/// Which bytes a pattern needs, per byte value.
+static CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'@' as usize] = AT;
+    t[b'.' as usize] = DOT;
+    t[b':' as usize] = COLON;
+    let mut d = b'0';
+    while d <= b'9' {
+        t[d as usize] = DIGIT;
+        d += 1;
+    }
+    let mut h = 0u8;
+    while h < 6 {
+        t[(b'a' + h) as usize] |= HEX_LETTER;
+        t[(b'A' + h) as usize] |= HEX_LETTER;
+        h += 1;
+    }
+    t[b'b' as usize] |= B;
+    t[b'B' as usize] |= B;
+    t[b'A' as usize] |= UPPER_A;
+    t
+};
+
+/// What one pass over a text found: byte classes present and the number of digits.
+#[derive(Debug, Default, Clone, Copy)]
+struct Hints {
+    classes: u8,
+    digits: usize,
+}
+
+impl Hints {
+    fn of(b: &[u8]) -> Hints {
+        let mut classes = 0u8;
+        let mut digits = 0usize;
+        for &c in b {
+            let k = CLASSES[c as usize];
+            classes |= k;
+            digits += usize::from(k & DIGIT != 0);
+        }
+        Hints { classes, digits }
+    }
+
+    /// False when `p` cannot match a text of `len` bytes with these hints. The text may
+    /// have changed by earlier patterns' replacements since; `[REDACTED:<kind>]` can
+    /// never form a match, so hints of the original text still hold.
+    fn allows(&self, p: Pattern, len: usize) -> bool {
+        let has = |k: u8| self.classes & k != 0;
+        match p {
+            Pattern::Email => has(AT) && has(DOT) && len >= 6,
+            Pattern::Ipv4 => has(DOT) && self.digits >= 4 && len >= 7,
+            Pattern::Ipv6 => has(COLON) && (self.digits > 0 || has(HEX_LETTER)),
+            Pattern::CreditCard => self.digits >= 13,
+            Pattern::BearerToken => has(B) && len >= 15,
+            Pattern::AwsAccessKey => has(UPPER_A) && len >= 20,
         }
     }
 }
@@ -314,7 +389,32 @@ fn find_ipv6(s: &str, from: usize) -> Option<(usize, usize)> {
 
 // ---- credit cards ----
 
+/// Counts ASCII digits eight bytes at a time.
+pub fn count_digits(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = b.chunks_exact(8);
+    let mut n = 0usize;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        // t holds 0..=9 in the bytes that are digits.
+        let t = u64::from_le_bytes(w) ^ (0x30 * ONES);
+        // High bit set where (t & 0x7f) >= 10, or where t itself had its high bit.
+        let not_digit = (((t & !HIGH) + (0x76 * ONES)) | t) & HIGH;
+        n += 8 - not_digit.count_ones() as usize;
+    }
+    n + chunks
+        .remainder()
+        .iter()
+        .filter(|c| c.is_ascii_digit())
+        .count()
+}
+
 fn find_card(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    if count_digits(&b[from..]) < 13 {
+        return None;
+    }
     let mut i = from;
     while i < b.len() {
         if !b[i].is_ascii_digit() || !before_ok(b, i) {
@@ -424,16 +524,26 @@ fn is_token(c: u8) -> bool {
 }
 
 fn find_bearer(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    use std::sync::OnceLock;
+    static LOWER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
+    static UPPER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
+    let lower = LOWER.get_or_init(|| memmem::Finder::new(b"earer "));
+    let upper = UPPER.get_or_init(|| memmem::Finder::new(b"EARER "));
     let mut pos = from;
-    while let Some(i) = memchr2(b'b', b'B', &b[pos..]).map(|i| i + pos) {
-        pos = i + 1;
-        if i + 7 > b.len() || !b[i..i + 6].eq_ignore_ascii_case(b"bearer") || !before_ok(b, i) {
+    loop {
+        let hay = &b[pos..];
+        // `Bearer`, `bearer` and `BEARER` (other mixes are not worth a slower scan).
+        let found = match (lower.find(hay), upper.find(hay)) {
+            (Some(a), Some(c)) => a.min(c),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => return None,
+        };
+        let e = pos + found;
+        pos = e + 1;
+        if e < from + 1 || !matches!(b[e - 1], b'b' | b'B') || !before_ok(b, e - 1) {
             continue;
         }
-        let mut j = i + 6;
-        if j >= b.len() || b[j] != b' ' {
-            continue;
-        }
+        let mut j = e + 6;
         while j < b.len() && b[j] == b' ' {
             j += 1;
         }
@@ -448,7 +558,6 @@ fn find_bearer(b: &[u8], from: usize) -> Option<(usize, usize)> {
             return Some((start, j));
         }
     }
-    None
 }
 
 // ---- AWS access key ids ----

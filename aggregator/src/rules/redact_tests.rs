@@ -186,6 +186,8 @@ fn bearer_tokens_and_aws_keys() {
         red("authorization=bearer  abcdefgh12"),
         "authorization=bearer  [REDACTED:bearer_token]"
     );
+    assert_eq!(red("BEARER abcdefghijk"), "BEARER [REDACTED:bearer_token]");
+    assert_eq!(red("xbearer abcdefghijk"), "xbearer abcdefghijk");
     assert_eq!(red("the bearer of bad news"), "the bearer of bad news");
     assert_eq!(red("Bearer short"), "Bearer short");
     assert_eq!(
@@ -333,6 +335,14 @@ proptest! {
         for p in Pattern::ALL {
             prop_assert!(p.find(&out, 0).is_none(), "{p:?} still finds something in {out}");
         }
+    }
+
+    #[test]
+    fn digits_are_counted_eight_at_a_time_like_one_by_one(b in proptest::collection::vec(any::<u8>(), 0..100)) {
+        prop_assert_eq!(
+            super::redact::count_digits(&b),
+            b.iter().filter(|c| c.is_ascii_digit()).count()
+        );
     }
 
     #[test]
