@@ -125,7 +125,8 @@ pub struct Notification {
     /// The alert group (value of `group_by`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    /// Matching events: 1 for a match, the count for a digest, the window count for alerts.
+    /// Matching events: 1 for a match, the count for a notify digest, the window count for
+    /// alerts; for a digest made by the notifiers' per-rule limit, the notifications held back.
     pub count: u64,
     /// Alert threshold (events in the window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
