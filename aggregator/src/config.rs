@@ -6,9 +6,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use logferry_shared::config::{self, require_file, ConfigError};
 use serde::Deserialize;
+
+use crate::notify::config::{validate_alerts, AlertsConfig, NotifierConfig};
+use crate::rules::{Clock, Engine, EngineContext, Outbox, RuleConfig, RuleError};
 
 /// Environment override prefix.
 pub const ENV_PREFIX: &str = "LOGFERRY_AGGREGATOR";
@@ -33,8 +37,34 @@ pub struct AggregatorConfig {
     /// How the pipeline runs.
     #[serde(default)]
     pub pipeline: PipelineConfig,
-    /// Named sinks; every event goes to every sink.
+    /// Named sinks; every event goes to every sink unless a rule routes it.
     pub sinks: BTreeMap<String, SinkConfig>,
+    /// Rules, in evaluation order (see [`crate::rules`]). Changes made at run time through
+    /// the rules API are persisted and win over these after the first change.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Delivery settings for notifications.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// Named notifiers that `notify` and `alert` actions name.
+    #[serde(default)]
+    pub notifiers: BTreeMap<String, NotifierConfig>,
+}
+
+/// A rule error as a config error: `rules[2].when.regex: invalid regex ... (rule `x`)`.
+pub fn rule_error(e: RuleError) -> ConfigError {
+    match e {
+        RuleError::Invalid {
+            index,
+            rule,
+            key,
+            message,
+        } => ConfigError::invalid(
+            format!("rules[{index}].{key}"),
+            format!("{message} (rule `{rule}`)"),
+        ),
+        other => ConfigError::invalid("rules", other.to_string()),
+    }
 }
 
 /// `[parse]`.
@@ -328,7 +358,25 @@ impl AggregatorConfig {
             ));
         }
         self.detector()?;
+        validate_alerts(&self.alerts)?;
+        for (name, n) in &self.notifiers {
+            n.validate(&format!("notifiers.{name}"))?;
+        }
+        let outbox = Arc::new(Outbox::new(1));
+        let ctx = self.rules_context(Arc::new(crate::rules::SystemClock), outbox);
+        Engine::build(&self.rules, &ctx, None).map_err(rule_error)?;
         Ok(())
+    }
+
+    /// What the rules engine needs from the config: sink names in the pipeline's order
+    /// (sorted, as `[sinks]` is iterated), notifier names, a clock and the outbox.
+    pub fn rules_context(&self, clock: Arc<dyn Clock>, outbox: Arc<Outbox>) -> EngineContext {
+        EngineContext {
+            sinks: self.sinks.keys().cloned().collect(),
+            notifiers: self.notifiers.keys().cloned().collect(),
+            clock,
+            outbox,
+        }
     }
 
     /// All accepted agent tokens: inline ones and those read from `token_files`.
@@ -436,5 +484,98 @@ mod tests {
             .starts_with("pipeline.workers: must be between 1 and"));
         let (_d, text) = with_certs(&format!("[pipeline]\nworker = 2\n{sink}"));
         assert!(parse(&text).unwrap_err().to_string().contains("worker"));
+    }
+
+    const SINK: &str = "[sinks.out]\ntype = \"file\"\npath = \"/tmp/x\"\n";
+
+    #[test]
+    fn rules_and_notifiers_from_the_readme_example_validate() {
+        let (_d, text) = with_certs(&format!(
+            r#"{SINK}
+[[rules]]
+name = "drop-health-checks"
+when = {{ all = [{{ field = "path", starts_with = "/healthz" }}, {{ field = "status", lt = 400 }}] }}
+actions = [{{ type = "drop" }}]
+
+[[rules]]
+name = "high-traffic"
+when = {{ field = "format", equals = "access" }}
+actions = [{{ type = "alert", notifier = "oncall", window = "2m", rate_above = 10.0 }}]
+
+[[rules]]
+name = "errors-to-out"
+when = {{ field = "level", gte = "error" }}
+actions = [{{ type = "route", sinks = ["out"] }}, {{ type = "notify", notifier = "hook" }}]
+
+[alerts]
+per_rule_limit = 3
+
+[notifiers.oncall]
+type = "slack"
+webhook_url = "https://hooks.slack.example/T/B/x"
+
+[notifiers.hook]
+type = "webhook"
+url = "http://127.0.0.1:9/x"
+headers = {{ "X-Team" = "sre" }}
+"#
+        ));
+        let cfg = parse(&text).unwrap();
+        assert_eq!(cfg.rules.len(), 3);
+        assert_eq!(cfg.alerts.per_rule_limit, 3);
+        assert_eq!(cfg.notifiers.len(), 2);
+    }
+
+    #[test]
+    fn a_bad_rule_names_the_key_path_and_the_rule() {
+        let cases = [
+            (
+                "[[rules]]\nname = \"ok\"\nactions = [{ type = \"drop\" }]\n[[rules]]\nname = \"static\"\nwhen = { field = \"path\", regex = \"([\" }\nactions = [{ type = \"drop\" }]\n",
+                "rules[1].when.regex: invalid regex",
+                "(rule `static`)",
+            ),
+            (
+                "[[rules]]\nname = \"r\"\nactions = [{ type = \"route\", sinks = [\"s3\"] }]\n",
+                "rules[0].actions[0].sinks[0]: no sink named `s3` (configured: out)",
+                "(rule `r`)",
+            ),
+            (
+                "[[rules]]\nname = \"r\"\nactions = [{ type = \"notify\", notifier = \"pager\" }]\n",
+                "rules[0].actions[0].notifier: no notifier named `pager` (configured: none)",
+                "(rule `r`)",
+            ),
+            (
+                "[[rules]]\nname = \"r\"\nactions = [{ type = \"sample\", every = 10 }]\n",
+                "rules[0].actions[0]",
+                "every",
+            ),
+        ];
+        for (rules, key, detail) in cases {
+            let (_d, text) = with_certs(&format!("{SINK}{rules}"));
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{err}\n  wanted: {key}");
+            assert!(err.contains(detail), "{err}\n  wanted: {detail}");
+        }
+    }
+
+    #[test]
+    fn notifier_and_alerts_errors_name_the_key() {
+        let cases = [
+            ("[notifiers.oncall]\ntype = \"slack\"\n", "notifiers.oncall.webhook_url: set one of"),
+            ("[notifiers.oncall]\ntype = \"slack\"\nwebhook_url = \"x\"\nwebhook_url_env = \"Y\"\n", "notifiers.oncall.webhook_url: set only one of"),
+            ("[notifiers.h]\ntype = \"webhook\"\nurl = \"ftp://x\"\n", "notifiers.h.url: must be an http"),
+            ("[notifiers.h]\ntype = \"webhook\"\nurl = \"http://x\"\nsecret_file = \"/nonexistent/s\"\n", "notifiers.h.secret_file"),
+            ("[notifiers.m]\ntype = \"email\"\nsmtp_host = \"smtp\"\nfrom = \"a@b\"\nto = []\n", "notifiers.m.to: name at least one recipient"),
+            ("[notifiers.m]\ntype = \"email\"\nsmtp_host = \"smtp\"\nfrom = \"a@b\"\nto = [\"x\"]\n", "notifiers.m.to[0]: `x` is not an email address"),
+            ("[notifiers.m]\ntype = \"email\"\nsmtp_host = \"smtp\"\nfrom = \"a@b\"\nto = [\"c@d\"]\nusername = \"u\"\n", "notifiers.m.password: set one of"),
+            ("[notifiers.m]\ntype = \"pager\"\n", "notifiers.m"),
+            ("[alerts]\nqueue_max = 0\n", "alerts.queue_max: must be at least 1"),
+            ("[alerts]\nper_rule_limt = 2\n", "alerts"),
+        ];
+        for (extra, want) in cases {
+            let (_d, text) = with_certs(&format!("{SINK}{extra}"));
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{err}\n  wanted: {want}");
+        }
     }
 }
