@@ -578,4 +578,18 @@ headers = {{ "X-Team" = "sre" }}
             assert!(err.starts_with(want), "{err}\n  wanted: {want}");
         }
     }
+
+    #[test]
+    fn the_rule_set_and_the_dispatcher_build_from_the_config() {
+        let (_d, text) = with_certs(&format!(
+            "{SINK}[[rules]]\nname = \"r\"\nactions = [{{ type = \"notify\", notifier = \"hook\" }}]\n[notifiers.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\n"
+        ));
+        let cfg = parse(&text).unwrap();
+        let outbox = Arc::new(Outbox::new(10));
+        let clock: Arc<dyn Clock> = Arc::new(crate::rules::SystemClock);
+        let set = crate::rules::RuleSet::from_config(&cfg, clock.clone(), outbox.clone()).unwrap();
+        assert_eq!(set.list(), cfg.rules);
+        let dispatcher = crate::notify::Dispatcher::from_config(&cfg, outbox, clock).unwrap();
+        assert!(dispatcher.queue().is_empty());
+    }
 }

@@ -92,6 +92,28 @@ impl Dispatcher {
         }
     }
 
+    /// The dispatcher the config describes: every `[notifiers.NAME]` built (secrets read
+    /// now), the durable queue in `<data_dir>/notifications`, `[alerts]` settings.
+    pub fn from_config(
+        cfg: &crate::config::AggregatorConfig,
+        outbox: Arc<Outbox>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Dispatcher, String> {
+        let mut notifiers = Vec::new();
+        for (name, n) in &cfg.notifiers {
+            notifiers.push(super::build(name, n).map_err(|e| format!("notifiers.{name}: {e}"))?);
+        }
+        let queue = DeliveryQueue::open(&cfg.data_dir.join("notifications"), cfg.alerts.queue_max)
+            .map_err(|e| e.to_string())?;
+        Ok(Dispatcher::new(
+            outbox,
+            queue,
+            notifiers,
+            cfg.alerts.clone(),
+            clock,
+        ))
+    }
+
     /// Its counters.
     pub fn stats(&self) -> Arc<DeliveryStats> {
         Arc::clone(&self.stats)

@@ -401,6 +401,43 @@ actions = [{ type = "alert", notifier = "hook", window = "1m", above = 1000, gro
     assert_eq!(seen.len(), 5);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_thread_delivers_and_stops_at_shutdown() {
+    let (url, peer) = http_peer(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Arc::new(Outbox::new(100));
+    let queue = DeliveryQueue::open(dir.path(), 100).unwrap();
+    let dispatcher = Dispatcher::new(
+        outbox.clone(),
+        queue,
+        vec![build("hook", &webhook_config(&url)).unwrap()],
+        settings(),
+        Arc::new(crate::rules::SystemClock),
+    );
+    let shutdown = logferry_shared::runtime::Shutdown::new();
+    let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let t = ticks.clone();
+    let handle = dispatcher
+        .spawn(shutdown.clone(), move || {
+            t.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .unwrap();
+    outbox.push(note("r", "from the engine"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while peer.seen.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.trigger();
+    tokio::task::spawn_blocking(move || handle.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(peer.seen.lock().unwrap().len(), 1);
+    assert!(
+        ticks.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "each_round ran"
+    );
+}
+
 // ---------- email ----------
 
 #[tokio::test]

@@ -110,7 +110,14 @@ struct Group {
 #[derive(Debug)]
 pub struct AlertState {
     spec: AlertSpec,
-    groups: Mutex<HashMap<Box<str>, Group, Xxh3DefaultBuilder>>,
+    groups: Mutex<Groups>,
+}
+
+#[derive(Debug, Default)]
+struct Groups {
+    /// The one group of an alert without `group_by` (no hashing on the event path).
+    single: Option<Group>,
+    by_value: HashMap<Box<str>, Group, Xxh3DefaultBuilder>,
 }
 
 impl AlertState {
@@ -118,27 +125,39 @@ impl AlertState {
     pub fn new(spec: AlertSpec) -> AlertState {
         AlertState {
             spec,
-            groups: Mutex::new(HashMap::default()),
+            groups: Mutex::new(Groups::default()),
+        }
+    }
+
+    fn new_group(&self) -> Group {
+        Group {
+            window: Window::new(self.spec.window_ms),
+            firing_since: None,
+            peak: 0,
         }
     }
 
     /// Counts one event of group `group` (`""` when ungrouped) at `now_ms`; notifies when
     /// the alert starts firing.
     pub fn record(&self, group: &str, now_ms: u64, ev: &RuleEvent<'_>, outbox: &Outbox) {
-        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-        let len = groups.len();
-        let key = if groups.contains_key(group) || len < self.spec.max_groups {
-            group
+        let mut guard = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let groups = &mut *guard;
+        let (key, g) = if group.is_empty() {
+            ("", groups.single.get_or_insert_with(|| self.new_group()))
         } else {
-            OTHER_GROUP
-        };
-        let g = match groups.get_mut(key) {
-            Some(g) => g,
-            None => groups.entry(key.into()).or_insert_with(|| Group {
-                window: Window::new(self.spec.window_ms),
-                firing_since: None,
-                peak: 0,
-            }),
+            let map = &mut groups.by_value;
+            let key = if map.contains_key(group) || map.len() < self.spec.max_groups {
+                group
+            } else {
+                OTHER_GROUP
+            };
+            if !map.contains_key(key) {
+                map.insert(key.into(), self.new_group());
+            }
+            match map.get_mut(key) {
+                Some(g) => (key, g),
+                None => return,
+            }
         };
         g.window.add(now_ms, 1);
         let count = g.window.total;
@@ -154,8 +173,9 @@ impl AlertState {
     /// Re-checks every group at `now_ms`: recovered groups notify, idle ones are
     /// forgotten.
     pub fn tick(&self, now_ms: u64, outbox: &Outbox) {
-        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-        groups.retain(|key, g| {
+        let mut guard = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let groups = &mut *guard;
+        let check = |key: &str, g: &mut Group| {
             let count = g.window.count(now_ms);
             if let Some(since) = g.firing_since {
                 if count <= self.spec.threshold {
@@ -164,14 +184,21 @@ impl AlertState {
                 }
             }
             g.firing_since.is_some() || count > 0
-        });
+        };
+        if let Some(g) = groups.single.as_mut() {
+            if !check("", g) {
+                groups.single = None;
+            }
+        }
+        groups.by_value.retain(|key, g| check(key, g));
     }
 
     /// Groups currently firing, with the time each started.
     pub fn firing_groups(&self) -> Vec<(String, u64)> {
         let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<(String, u64)> = groups
-            .iter()
+        let single = groups.single.iter().map(|g| ("", g));
+        let mut out: Vec<(String, u64)> = single
+            .chain(groups.by_value.iter().map(|(k, g)| (&**k, g)))
             .filter_map(|(k, g)| g.firing_since.map(|s| (k.to_string(), s)))
             .collect();
         out.sort();

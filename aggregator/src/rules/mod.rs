@@ -133,6 +133,17 @@ impl RuleSet {
         })
     }
 
+    /// The rule set the config describes, persisted in `<data_dir>/rules`; notifications go
+    /// to `outbox`.
+    pub fn from_config(
+        cfg: &crate::config::AggregatorConfig,
+        clock: Arc<dyn Clock>,
+        outbox: Arc<Outbox>,
+    ) -> Result<RuleSet, RuleError> {
+        let store = RuleStore::open(&cfg.data_dir.join("rules"))?;
+        RuleSet::open(&cfg.rules, Some(store), cfg.rules_context(clock, outbox))
+    }
+
     /// The engine in force; hold it for a batch, take it again for the next.
     pub fn engine(&self) -> Arc<Engine> {
         Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
