@@ -190,11 +190,13 @@ pub struct Inbox {
 impl Inbox {
     /// Opens (creating) the inbox in `dir`.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Inbox, InboxError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(16 << 20)
-            .flush_every_ms(Some(1000))
-            .open()?;
+        let db = logferry_shared::store::open(
+            &sled::Config::new()
+                .path(dir)
+                .cache_capacity(16 << 20)
+                .flush_every_ms(Some(1000)),
+            &dir.display(),
+        )?;
         match db.get("format")? {
             Some(v) if v.as_ref() != [FORMAT_VERSION] => {
                 return Err(InboxError::Format(v.first().copied().unwrap_or(0)));

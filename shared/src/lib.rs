@@ -5,11 +5,13 @@
 //! - [`codec`]: body compression with capped decompression;
 //! - [`tls`]: rustls configs and development certificates;
 //! - [`config`]: TOML loading with environment interpolation and overrides;
-//! - [`runtime`]: logging set-up and shutdown signals common to both binaries.
+//! - [`runtime`]: logging set-up and shutdown signals common to both binaries;
+//! - [`store`]: opening sled databases, waiting for a lock a previous holder still has.
 
 pub mod codec;
 pub mod config;
 pub mod event;
 pub mod runtime;
+pub mod store;
 pub mod tls;
 pub mod wire;

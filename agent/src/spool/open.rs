@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
 
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
@@ -29,8 +28,6 @@ const SLED_CACHE_BYTES: u64 = 1 << 20;
 /// sled's segment (and I/O buffer) size for new spools. A spool created by an earlier
 /// agent keeps the size in its `conf`, which sled refuses to change.
 pub(super) const SLED_SEGMENT_BYTES: usize = 128 << 10;
-/// How long [`Spool::open`] waits for another holder of the spool's lock.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// True for errors that mean the files are damaged, as opposed to unreadable for now
 /// (permissions, a lock held by another process, a full disk).
@@ -44,12 +41,7 @@ fn is_damage(e: &sled::Error) -> bool {
     }
 }
 
-/// sled's error when another process holds the spool's lock: sled 0.34 reports it as an
-/// I/O error of kind `Other` naming the lock.
-pub(super) fn is_lock_error(e: &sled::Error) -> bool {
-    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
-        || io.to_string().contains("could not acquire lock"))
-}
+pub(super) use logferry_shared::store::is_lock_error;
 
 impl Spool {
     /// Opens the spool in `dir`. A spool that sled reports as damaged is moved
@@ -92,29 +84,20 @@ impl Spool {
     }
 
     /// Another process (or a previous instance still exiting) may hold sled's lock; wait
-    /// [`LOCK_WAIT`] for it before giving up with the I/O error, which names the lock.
+    /// [`LOCK_WAIT`](logferry_shared::store::LOCK_WAIT) for it before giving up with the
+    /// I/O error, which names the lock.
     fn open_waiting_for_lock(
         dir: &Path,
         max_bytes: u64,
         when_full: WhenFull,
         roll_at: u64,
     ) -> Result<Spool, SpoolError> {
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        let mut logged = false;
-        loop {
-            match Self::open_inner(dir, max_bytes, when_full, roll_at) {
-                Err(SpoolError::Storage(e))
-                    if is_lock_error(&e) && std::time::Instant::now() < deadline =>
-                {
-                    if !logged {
-                        tracing::warn!(spool = %dir.display(), "the spool is locked by another process; waiting for it");
-                        logged = true;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                other => return other,
-            }
-        }
+        logferry_shared::store::open_waiting_for_lock(
+            &dir.display(),
+            logferry_shared::store::LOCK_WAIT,
+            || Self::open_inner(dir, max_bytes, when_full, roll_at),
+            |e| matches!(e, SpoolError::Storage(e) if is_lock_error(e)),
+        )
     }
 
     /// Opens an existing spool for inspection (the `dead-letter` command): no waiting for

@@ -60,7 +60,10 @@ impl DeliveryQueue {
     /// Opens a queue in its own sled database at `dir` (the aggregator uses
     /// `<data_dir>/notifications`).
     pub fn open(dir: &std::path::Path, max_entries: usize) -> Result<DeliveryQueue, QueueError> {
-        DeliveryQueue::new(sled::Config::new().path(dir).open()?, max_entries)
+        DeliveryQueue::new(
+            logferry_shared::store::open(&sled::Config::new().path(dir), &dir.display())?,
+            max_entries,
+        )
     }
 
     /// Queues `n` durably; false when the queue is full.

@@ -47,7 +47,7 @@ impl RuleStore {
     /// Opens (or creates) a store in its own sled database at `dir`
     /// (the aggregator uses `<data_dir>/rules`).
     pub fn open(dir: &Path) -> Result<RuleStore, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = logferry_shared::store::open(&sled::Config::new().path(dir), &dir.display())?;
         Ok(RuleStore {
             tree: db.open_tree("rules")?,
         })
