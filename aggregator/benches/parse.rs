@@ -15,6 +15,7 @@ use std::time::Instant;
 use logferry_aggregator::parse::detect::Detector;
 use logferry_aggregator::parse::Zone;
 use logferry_aggregator::pipeline::FrameRenderer;
+use logferry_aggregator::render::RenderedLines;
 use logferry_shared::codec::{Codec, Compressor};
 use logferry_shared::wire::{decode_frame, BatchBuilder, DecodeLimits};
 
@@ -58,7 +59,7 @@ fn run(name: &str, lines: &[String]) {
     let detector = Detector::new(Zone::Utc, &[], &[]).expect("detector");
     // What a pipeline worker runs: decode into a reused buffer, parse, render.
     let mut renderer = FrameRenderer::new(detector, DecodeLimits::default());
-    let mut out = Vec::with_capacity(4 << 20);
+    let mut out = RenderedLines::default();
     // Warm up once, then measure the best of three passes, by wall time and by the
     // thread's CPU time (which other processes on a shared machine disturb less).
     let mut best = f64::MAX;
@@ -111,7 +112,7 @@ fn decode_share(name: &str, lines: &[String]) {
         Detector::new(Zone::Utc, &[], &[]).expect("detector"),
         limits,
     );
-    let mut out = Vec::with_capacity(4 << 20);
+    let mut out = RenderedLines::default();
     let (mut decode, mut whole) = (f64::MAX, f64::MAX);
     let mut events = 0u64;
     for _ in 0..4 {

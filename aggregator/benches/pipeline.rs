@@ -10,6 +10,11 @@
 //! CPU, and prints events/s, MiB/s of input lines, MiB/s written, and the CPU the process
 //! used meanwhile (200% is two cores busy).
 //!
+//! Every event goes through the ten typical rules of `src/rules/bench_rules.toml` (drop,
+//! sample, redact, tag, set, route, alerts; routes and alerts aimed at the one file sink
+//! and at two notifiers whose outbox nobody drains) and is counted in the traffic
+//! summaries, as in the aggregator. `LOGFERRY_BENCH_RULES=0` runs without rules.
+//!
 //! Environment: `LOGFERRY_BENCH_ONLY=generator,mixed-corpus` runs only those inputs;
 //! `LOGFERRY_BENCH_EVENTS=N` sets the events per input (default 300,000; 600,000 for the
 //! mixed inputs); `LOGFERRY_BENCH_WORKERS=1,2,4` sets the worker counts;
@@ -24,7 +29,10 @@ use logferry_aggregator::metrics::{Metrics, StageLabel};
 use logferry_aggregator::parse::detect::Detector;
 use logferry_aggregator::parse::Zone;
 use logferry_aggregator::pipeline::{self, PipelineSetup, Wake};
+use logferry_aggregator::rules::config::rules_from_toml;
+use logferry_aggregator::rules::{EngineContext, Outbox, RuleSet, SystemClock};
 use logferry_aggregator::sink::{FileSink, Sink};
+use logferry_aggregator::stats::{SharedTraffic, StatsSettings};
 use logferry_shared::codec::{Codec, Compressor};
 use logferry_shared::runtime::Shutdown;
 use logferry_shared::wire::{BatchBuilder, DecodeLimits};
@@ -96,7 +104,7 @@ fn run_once(dir: &Path, frames: &[Vec<u8>], workers: usize) -> Outcome {
         assert_eq!(admitted, Admit::Accepted);
     }
     let out = dir.join("out.jsonl");
-    let sink: Box<dyn Sink> = Box::new(FileSink::open("out", &out).expect("sink"));
+    let sink: Box<dyn Sink> = Box::new(FileSink::open("archive", &out).expect("sink"));
     let shutdown = Shutdown::new();
     let wake = Arc::new(Wake::default());
     let metrics = Arc::new(Metrics::new());
@@ -108,6 +116,11 @@ fn run_once(dir: &Path, frames: &[Vec<u8>], workers: usize) -> Outcome {
         workers,
         metrics: metrics.clone(),
         wake: wake.clone(),
+        rules: with_rules().then(bench_rules),
+        traffic: Some(Arc::new(SharedTraffic::new(
+            StatsSettings::default(),
+            workers,
+        ))),
     };
     let cpu_start = process_cpu_secs();
     let start = Instant::now();
@@ -136,6 +149,27 @@ fn run_once(dir: &Path, frames: &[Vec<u8>], workers: usize) -> Outcome {
         cpu,
         stages,
     }
+}
+
+fn with_rules() -> bool {
+    std::env::var("LOGFERRY_BENCH_RULES").map_or(true, |v| v != "0")
+}
+
+/// The ten bench rules, routed to the bench's one sink.
+fn bench_rules() -> Arc<RuleSet> {
+    let text = include_str!("../src/rules/bench_rules.toml").replace(
+        r#"sinks = ["cloudwatch", "archive"]"#,
+        r#"sinks = ["archive"]"#,
+    );
+    let rules = rules_from_toml(&text).expect("bench rules");
+    assert_eq!(rules.len(), 10);
+    let ctx = EngineContext {
+        sinks: vec!["archive".into()],
+        notifiers: vec!["oncall".into(), "team".into()],
+        clock: Arc::new(SystemClock),
+        outbox: Arc::new(Outbox::new(1000)),
+    };
+    Arc::new(RuleSet::open(&rules, None, ctx).expect("rule set"))
 }
 
 fn bench(name: &str, lines: &[String], total: usize, workers: &[usize]) {
@@ -324,8 +358,13 @@ fn main() {
         .filter(|w: &Vec<usize>| !w.is_empty())
         .unwrap_or_else(|| if cpus > 1 { vec![1, cpus] } else { vec![1] });
     println!(
-        "pipeline: zstd frames of 1 MiB in a real inbox -> decode, parse, render -> file sink \
-         (fsync) -> inbox completed; {cpus} CPUs"
+        "pipeline: zstd frames of 1 MiB in a real inbox -> decode, parse, {} render -> file \
+         sink (fsync) -> inbox completed; {cpus} CPUs",
+        if with_rules() {
+            "10 rules, summaries,"
+        } else {
+            "no rules,"
+        }
     );
 
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/parse");

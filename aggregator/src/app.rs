@@ -4,6 +4,12 @@
 //! by the drain timeout), then let the pipeline drain the inbox for a few seconds. Every
 //! batch answered 2xx is durable in the inbox before the answer; what the pipeline did not
 //! reach is processed after the next start.
+//!
+//! Alongside the data path: the rule set (config rules, or those changed at run time and
+//! persisted in `<data_dir>/rules`), the notification dispatcher (its durable queue in
+//! `<data_dir>/notifications`, on a thread of its own, which also ticks the rules so
+//! digests and alert recoveries go out when no event arrives) and the traffic summaries
+//! the pipeline workers keep. [`Running::reload`] applies a new config's rules.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,12 +22,20 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
-use crate::config::AggregatorConfig;
+use crate::config::{rule_error, AggregatorConfig};
 use crate::inbox::Inbox;
 use crate::ingest::{self, IngestState};
 use crate::metrics::Metrics;
+use crate::notify::service::DeliveryStats;
+use crate::notify::Dispatcher;
 use crate::pipeline::{self, Wake};
+use crate::rules::{Clock, Outbox, RuleSet, SystemClock};
+use crate::stats::SharedTraffic;
 use crate::{http, sink};
+
+/// Notifications waiting between the rules and the dispatcher, at most (the dispatcher
+/// drains them every quarter second; more are counted and dropped by the outbox).
+const OUTBOX_CAPACITY: usize = 10_000;
 
 /// A started aggregator.
 #[derive(Debug)]
@@ -34,7 +48,14 @@ pub struct Running {
     ingest: JoinHandle<()>,
     admin: JoinHandle<()>,
     pipeline: std::thread::JoinHandle<()>,
+    notify: std::thread::JoinHandle<()>,
     wake: Arc<Wake>,
+    /// The rules in force (the admin endpoint's rules API changes them).
+    pub rules: Arc<RuleSet>,
+    /// The traffic summaries.
+    pub traffic: Arc<SharedTraffic>,
+    /// Notification delivery counters.
+    pub notifications: Arc<DeliveryStats>,
 }
 
 /// Binds the listeners and starts serving.
@@ -63,14 +84,35 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     let shutdown = Shutdown::new();
     let wake = Arc::new(Wake::default());
     let detector = cfg.detector()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let outbox = Arc::new(Outbox::new(OUTBOX_CAPACITY));
+    // Rules route by sink index: `[sinks]` is a sorted map, and both the rule set's
+    // context and `sinks` above follow its order.
+    let rules = Arc::new(
+        RuleSet::from_config(&cfg, clock.clone(), outbox.clone())
+            .map_err(rule_error)
+            .context("loading the rules")?,
+    );
+    let dispatcher = Dispatcher::from_config(&cfg, outbox, clock)
+        .map_err(anyhow::Error::msg)
+        .context("starting the notifiers")?;
+    let notifications = dispatcher.stats();
+    let ticked = rules.clone();
+    let notify = dispatcher
+        .spawn(shutdown.clone(), move || ticked.engine().tick())
+        .context("starting the notification thread")?;
+    let workers = cfg.pipeline.workers;
+    let traffic = Arc::new(SharedTraffic::new(cfg.stats.settings(), workers));
     let setup = pipeline::PipelineSetup {
         inbox: inbox.clone(),
         detector,
         sinks,
         limits,
-        workers: cfg.pipeline.workers,
+        workers,
         metrics: metrics.clone(),
         wake: wake.clone(),
+        rules: Some(rules.clone()),
+        traffic: Some(traffic.clone()),
     };
     let pipeline = pipeline::spawn(setup, shutdown.clone()).context("starting the pipeline")?;
 
@@ -114,7 +156,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     });
     tracing::info!(component = "ingest", addr = %ingest_addr, mtls = cfg.ingest.tls.client_ca.is_some(), "listening");
     tracing::info!(component = "admin", addr = %admin_addr, "listening");
-    tracing::info!(waiting_batches = inbox.len(), "aggregator started");
+    tracing::info!(waiting_batches = inbox.len(), rules = rules.engine().len(), rules_from = ?rules.origin(), "aggregator started");
     Ok(Running {
         ingest_addr,
         admin_addr,
@@ -122,11 +164,75 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         ingest,
         admin,
         pipeline,
+        notify,
         wake,
+        rules,
+        traffic,
+        notifications,
     })
 }
 
 impl Running {
+    /// Applies what can change without a restart from a reloaded config: its rules (unless
+    /// rules were changed at run time: those stay in force). A config whose rules do not
+    /// compile changes nothing. Other changes (listeners, sinks, notifiers) are logged as
+    /// needing a restart.
+    pub fn reload(&self, new: &AggregatorConfig, old: &AggregatorConfig) -> anyhow::Result<()> {
+        // Rules are compiled against the running sinks and notifiers: a rule naming one
+        // the new config adds is refused until the restart that starts it.
+        match self.rules.reload_config(&new.rules).map_err(rule_error)? {
+            true => tracing::info!(rules = new.rules.len(), "rules reloaded from the config"),
+            false => tracing::warn!(
+                "rules were changed at run time and stay in force; the config's rules are not applied"
+            ),
+        }
+        let restart_needed = [
+            (
+                "ingest",
+                format!("{:?}", new.ingest) != format!("{:?}", old.ingest),
+            ),
+            (
+                "admin",
+                format!("{:?}", new.admin) != format!("{:?}", old.admin),
+            ),
+            (
+                "sinks",
+                format!("{:?}", new.sinks) != format!("{:?}", old.sinks),
+            ),
+            (
+                "notifiers",
+                format!("{:?}", new.notifiers) != format!("{:?}", old.notifiers),
+            ),
+            ("alerts", new.alerts != old.alerts),
+            (
+                "parse",
+                format!("{:?}", new.parse) != format!("{:?}", old.parse),
+            ),
+            (
+                "pipeline",
+                format!("{:?}", new.pipeline) != format!("{:?}", old.pipeline),
+            ),
+            (
+                "stats",
+                format!("{:?}", new.stats) != format!("{:?}", old.stats),
+            ),
+            (
+                "inbox",
+                format!("{:?}", new.inbox) != format!("{:?}", old.inbox),
+            ),
+            ("data_dir", new.data_dir != old.data_dir),
+        ];
+        for (section, changed) in restart_needed {
+            if changed {
+                tracing::warn!(
+                    section,
+                    "changed in the config; takes effect at the next restart"
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Stops accepting, drains in-flight requests, lets the pipeline drain, and returns.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.trigger();
@@ -138,6 +244,11 @@ impl Running {
             .await
             .context("joining the pipeline")?
             .map_err(|_| anyhow::anyhow!("the pipeline panicked"))?;
+        let notify = self.notify;
+        tokio::task::spawn_blocking(move || notify.join())
+            .await
+            .context("joining the notification thread")?
+            .map_err(|_| anyhow::anyhow!("the notification thread panicked"))?;
         Ok(())
     }
 }

@@ -49,6 +49,64 @@ pub struct AggregatorConfig {
     /// Named notifiers that `notify` and `alert` actions name.
     #[serde(default)]
     pub notifiers: BTreeMap<String, NotifierConfig>,
+    /// Traffic summaries.
+    #[serde(default)]
+    pub stats: StatsConfig,
+}
+
+/// `[stats]`: the traffic summaries (`GET /api/stats`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsConfig {
+    /// Interval length, at least 1 s. Default `10s`.
+    #[serde(default = "default_stats_interval", with = "humantime_serde")]
+    pub interval: std::time::Duration,
+    /// Closed intervals kept. Default 360 (an hour of 10 s intervals).
+    #[serde(default = "default_stats_keep")]
+    pub keep: usize,
+    /// Distinct values counted per dimension (source, host, namespace, section) in an
+    /// interval; more are counted as `other`. Default 1000.
+    #[serde(default = "default_stats_max_keys")]
+    pub max_keys: usize,
+    /// Values listed per dimension. Default 10.
+    #[serde(default = "default_stats_top")]
+    pub top: usize,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            interval: default_stats_interval(),
+            keep: default_stats_keep(),
+            max_keys: default_stats_max_keys(),
+            top: default_stats_top(),
+        }
+    }
+}
+
+impl StatsConfig {
+    /// The summaries' settings.
+    pub fn settings(&self) -> crate::stats::StatsSettings {
+        crate::stats::StatsSettings {
+            interval: self.interval,
+            keep: self.keep,
+            max_keys: self.max_keys,
+            top: self.top,
+        }
+    }
+}
+
+fn default_stats_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+fn default_stats_keep() -> usize {
+    360
+}
+fn default_stats_max_keys() -> usize {
+    1000
+}
+fn default_stats_top() -> usize {
+    10
 }
 
 /// A rule error as a config error: `rules[2].when.regex: invalid regex ... (rule `x`)`.
@@ -358,6 +416,21 @@ impl AggregatorConfig {
             ));
         }
         self.detector()?;
+        if self.stats.interval < std::time::Duration::from_secs(1) {
+            return Err(ConfigError::invalid(
+                "stats.interval",
+                "must be at least 1s",
+            ));
+        }
+        for (key, v) in [
+            ("stats.keep", self.stats.keep),
+            ("stats.max_keys", self.stats.max_keys),
+            ("stats.top", self.stats.top),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
         validate_alerts(&self.alerts)?;
         for (name, n) in &self.notifiers {
             n.validate(&format!("notifiers.{name}"))?;

@@ -2,12 +2,10 @@
 //! calls [`app::start`]; tests drive the same code in-process.
 //!
 //! Data path: [`ingest`] (HTTPS, auth, limits) → [`wire`](logferry_shared::wire) decode →
-//! [`inbox`] (sled: durable, dedup, bounded) → 2xx; then [`pipeline`]: [`render`] →
-//! [`sink`]s → progress recorded in the inbox.
-//!
-//! Alongside: [`rules`] (filter, route, redact, sample, enrich, alert on parsed events),
-//! [`notify`] (delivering the rules' notifications) and [`stats`] (traffic summaries);
-//! they are built and tested on their own and are not yet called by the pipeline.
+//! [`inbox`] (sled: durable, dedup, bounded) → 2xx; then [`pipeline`]: [`parse`] →
+//! [`rules`] (filter, route, redact, sample, enrich, alert) → [`render`] → [`sink`]s →
+//! progress recorded in the inbox. Kept events are counted in the [`stats`] (traffic
+//! summaries); the rules' notifications are delivered by [`notify`] on its own thread.
 
 pub mod admin;
 pub mod app;

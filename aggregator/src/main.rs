@@ -69,7 +69,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run => {
-            let cfg = match load(cli.config) {
+            let cfg = match load(cli.config.clone()) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("invalid config: {e}");
@@ -77,7 +77,7 @@ fn main() -> ExitCode {
                 }
             };
             runtime::init_logging();
-            match run(cfg) {
+            match run(cfg, cli.config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -95,9 +95,20 @@ fn load(path: Option<PathBuf>) -> anyhow::Result<AggregatorConfig> {
 }
 
 #[tokio::main]
-async fn run(cfg: AggregatorConfig) -> anyhow::Result<()> {
+async fn run(cfg: AggregatorConfig, path: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut signals = runtime::Signals::new()?;
+    let mut current = cfg.clone();
     let running = app::start(cfg).await?;
-    runtime::wait_for_shutdown().await;
+    while signals.recv().await == runtime::Signal::Reload {
+        tracing::info!("SIGHUP: reloading the config");
+        match load(path.clone()) {
+            Ok(new) => match running.reload(&new, &current) {
+                Ok(()) => current = new,
+                Err(e) => tracing::error!("config not reloaded: {e:#}"),
+            },
+            Err(e) => tracing::error!("config not reloaded: {e:#}"),
+        }
+    }
     tracing::info!("shutting down");
     running.stop().await?;
     tracing::info!("stopped");

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub parse_events: Family<FormatLabel, Counter>,
     /// Lines that did not parse as expected and were kept as plain text.
     pub parse_errors: Counter,
+    /// Events dropped by rules (drop, sample, rate limit).
+    pub rules_dropped_events: Counter,
     /// Seconds the pipeline spent per stage: which of sinks, disk and parsing holds the
     /// pipeline back.
     pub pipeline_seconds: Family<StageLabel, Counter<f64, AtomicU64>>,
@@ -89,6 +91,7 @@ impl Metrics {
             inbox_bytes: Gauge::default(),
             parse_events: Family::default(),
             parse_errors: Counter::default(),
+            rules_dropped_events: Counter::default(),
             pipeline_seconds: Family::default(),
         };
         registry.register(
@@ -140,6 +143,11 @@ impl Metrics {
             "parse_errors",
             "Lines that did not parse as expected and were kept as plain text",
             m.parse_errors.clone(),
+        );
+        registry.register(
+            "rules_dropped_events",
+            "Events dropped by rules (drop, sample and rate limit actions)",
+            m.rules_dropped_events.clone(),
         );
         registry.register(
             "pipeline_stage_seconds",

@@ -1,5 +1,6 @@
-//! The pipeline: takes accepted frames from the inbox, renders their events on worker
-//! threads, writes them to every sink in inbox order, makes the sinks durable, and then
+//! The pipeline: takes accepted frames from the inbox, parses their events, runs the
+//! rules over them and renders them on worker threads, writes each sink the lines routed
+//! to it (every line, unless a rule routes it) in inbox order, makes the sinks durable, and then
 //! removes the frames from the inbox while recording each sink's position, in one
 //! transaction.
 //!
@@ -51,7 +52,10 @@ use logferry_shared::wire::DecodeLimits;
 use crate::inbox::Inbox;
 use crate::metrics::{FormatLabel, Metrics, SinkLabel};
 use crate::parse::detect::Detector;
+use crate::render::RenderedLines;
+use crate::rules::RuleSet;
 use crate::sink::Sink;
+use crate::stats::SharedTraffic;
 pub use worker::FrameRenderer;
 use worker::{Failure, Job, Rendered};
 
@@ -114,6 +118,11 @@ pub struct PipelineSetup {
     pub metrics: Arc<Metrics>,
     /// Signalled when frames are admitted.
     pub wake: Arc<Wake>,
+    /// The rules every event goes through (none: every event goes to every sink). Rules
+    /// route by sink index: `sinks` must be in the order the rule set was built with.
+    pub rules: Option<Arc<RuleSet>>,
+    /// Where kept events are counted, one part per worker.
+    pub traffic: Option<Arc<SharedTraffic>>,
 }
 
 /// Starts the pipeline: sinks are rewound to their recorded positions, then the workers
@@ -128,6 +137,8 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
         workers,
         metrics,
         wake,
+        rules,
+        traffic,
     } = setup;
     rewind_at_start(&inbox, &mut sinks)?;
     let workers = workers.max(1);
@@ -137,7 +148,13 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
     let (done_tx, done) = mpsc::channel::<Rendered>();
     let mut handles = Vec::with_capacity(workers);
     for i in 0..workers {
-        let renderer = FrameRenderer::new(detector.clone(), limits);
+        let mut renderer = FrameRenderer::new(detector.clone(), limits);
+        if let Some(rules) = &rules {
+            renderer = renderer.with_rules(Arc::clone(rules));
+        }
+        if let Some(traffic) = &traffic {
+            renderer = renderer.with_traffic(traffic.part(i));
+        }
         let (queue, done_tx, metrics) = (queue.clone(), done_tx.clone(), metrics.clone());
         handles.push(
             std::thread::Builder::new()
@@ -201,8 +218,8 @@ fn rewind_at_start(inbox: &Inbox, sinks: &mut [Box<dyn Sink>]) -> std::io::Resul
 struct Round {
     /// (inbox key, stored length) of each frame, in write order.
     keys: Vec<(u64, usize)>,
-    /// Events written.
-    events: u64,
+    /// Events written, per sink (by index).
+    events: Vec<u64>,
     /// When the first frame of the round was written.
     since: Option<Instant>,
 }
@@ -210,7 +227,7 @@ struct Round {
 impl Round {
     fn clear(&mut self) {
         self.keys.clear();
-        self.events = 0;
+        self.events.iter_mut().for_each(|n| *n = 0);
         self.since = None;
     }
 }
@@ -255,7 +272,7 @@ struct Coordinator {
     ready: BTreeMap<u64, Rendered>,
     round: Round,
     /// Output buffers to hand out with the next jobs.
-    spare: Vec<Vec<u8>>,
+    spare: Vec<RenderedLines>,
 }
 
 impl Coordinator {
@@ -395,12 +412,17 @@ impl Coordinator {
             match &r.result {
                 Ok(stats) => {
                     if !r.out.is_empty() {
-                        for sink in self.sinks.iter_mut() {
-                            sink.write(&r.out)
-                                .map_err(|e| RoundError::Sink(sink.name().to_owned(), e))?;
+                        self.round.events.resize(self.sinks.len(), 0);
+                        for (i, sink) in self.sinks.iter_mut().enumerate() {
+                            let (parts, lines) = r.out.for_sink(i);
+                            for part in parts {
+                                sink.write(part)
+                                    .map_err(|e| RoundError::Sink(sink.name().to_owned(), e))?;
+                            }
+                            self.round.events[i] += lines;
                         }
                     }
-                    self.round.events += stats.events();
+                    self.metrics.rules_dropped_events.inc_by(stats.dropped);
                     for (format, n) in &stats.per_format {
                         self.metrics
                             .parse_events
@@ -423,7 +445,7 @@ impl Coordinator {
         Ok(())
     }
 
-    fn recycle(&mut self, mut out: Vec<u8>) {
+    fn recycle(&mut self, mut out: RenderedLines) {
         if out.capacity() <= KEEP_OUTPUT_BYTES && self.spare.len() < self.max_in_flight {
             out.clear();
             self.spare.push(out);
@@ -463,13 +485,13 @@ impl Coordinator {
         self.inbox
             .complete(&self.round.keys, &named)
             .map_err(RoundError::Inbox)?;
-        for sink in self.sinks.iter() {
+        for (sink, n) in self.sinks.iter().zip(&self.round.events) {
             self.metrics
                 .sink_events
                 .get_or_create(&SinkLabel {
                     sink: sink.name().to_owned(),
                 })
-                .inc_by(self.round.events);
+                .inc_by(*n);
         }
         self.metrics.inbox_bytes.set(self.inbox.bytes() as i64);
         self.round.clear();

@@ -12,6 +12,12 @@
 //! `invalid_utf8` — bytes replaced by U+FFFD —, `no_newline`, and `"stream":"stderr"` for
 //! a container's stderr lines), `parse_error` when the line did not parse as expected, and
 //! what the parser extracted.
+//!
+//! Between parsing and writing, each event goes through the rules ([`RenderRules`]): they
+//! may drop it, change its message, level and fields, add `tags`, and route it to some of
+//! the sinks. Routed output is kept as runs of consecutive lines with the same set of
+//! sinks ([`RenderedLines`]), so a batch with no routing rules is still one buffer that
+//! every sink takes whole.
 
 mod json;
 
@@ -24,6 +30,8 @@ use logferry_shared::wire::{
 
 use crate::parse::detect::{Detector, SourcePlan};
 use crate::parse::Value;
+use crate::rules::{Engine, K8sRef, RuleEvent, Verdict};
+use crate::stats::{Observation, TrafficStats};
 use json::{timestamp_text, write_i64, write_str, TIMESTAMP_LEN};
 
 /// Kubernetes attribute keys the agent may attach to a source, in output order.
@@ -108,6 +116,8 @@ pub struct RenderStats {
     pub per_format: Vec<(&'static str, u64)>,
     /// Lines kept as plain text because they did not parse as expected.
     pub parse_errors: u64,
+    /// Events the rules dropped (counted in `per_format` too: they were parsed).
+    pub dropped: u64,
 }
 
 impl RenderStats {
@@ -124,9 +134,129 @@ impl RenderStats {
     }
 }
 
-/// Parses every record of `batch` and appends one JSON line per event to `out`.
-pub fn render_batch(batch: &Batch<'_>, detector: &mut Detector, out: &mut Vec<u8>) -> RenderStats {
+/// Every sink: the route of an event no rule routed.
+const ALL_SINKS: u64 = u64::MAX;
+
+/// Rendered JSON lines, with the sinks each line goes to.
+///
+/// Lines are kept in one buffer; `runs` splits it into runs of consecutive lines bound for
+/// the same sinks. With no routing rules `runs` stays empty and every sink takes the
+/// whole buffer.
+#[derive(Debug, Default)]
+pub struct RenderedLines {
+    /// JSON lines, each ending with `\n`.
+    pub bytes: Vec<u8>,
+    /// (sink set as a bit mask by sink index, end offset in `bytes`, lines in the run).
+    runs: Vec<(u64, usize, u64)>,
+    /// Lines in `bytes`.
+    lines: u64,
+}
+
+impl RenderedLines {
+    /// Empties the buffer, keeping its capacity.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.runs.clear();
+        self.lines = 0;
+    }
+
+    /// True when no line was rendered.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Capacity of the line buffer (to decide whether to keep it for reuse).
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// Records that the line ending at the buffer's current end goes to `sinks`.
+    fn routed(&mut self, sinks: u64) {
+        let end = self.bytes.len();
+        match self.runs.last_mut() {
+            Some((mask, run_end, n)) if *mask == sinks => {
+                *run_end = end;
+                *n += 1;
+            }
+            _ => {
+                // Lines before the first routed one went to every sink.
+                if self.runs.is_empty() && self.lines > 0 {
+                    let start = self.line_start(end);
+                    self.runs.push((ALL_SINKS, start, self.lines));
+                }
+                self.runs.push((sinks, end, 1));
+            }
+        }
+    }
+
+    /// Where the last line (ending at `end`) starts.
+    fn line_start(&self, end: usize) -> usize {
+        match end.checked_sub(1) {
+            Some(last) => memchr::memrchr(b'\n', &self.bytes[..last]).map_or(0, |i| i + 1),
+            None => 0,
+        }
+    }
+
+    /// Ends a line that goes where the one before it went (or everywhere).
+    fn line_done(&mut self, sinks: u64) {
+        if !self.runs.is_empty() || sinks != ALL_SINKS {
+            self.routed(sinks);
+        }
+        self.lines += 1;
+    }
+
+    /// The lines for sink `index`, as slices of whole lines in order, and how many lines
+    /// they hold.
+    pub fn for_sink(&self, index: usize) -> (Vec<&[u8]>, u64) {
+        if self.runs.is_empty() {
+            return if self.bytes.is_empty() {
+                (Vec::new(), 0)
+            } else {
+                (vec![&self.bytes[..]], self.lines)
+            };
+        }
+        let bit = if index < 64 { 1u64 << index } else { 0 };
+        let mut out: Vec<&[u8]> = Vec::new();
+        let mut lines = 0;
+        let mut start = 0;
+        let mut open: Option<usize> = None;
+        for &(mask, end, n) in &self.runs {
+            if mask & bit != 0 {
+                open.get_or_insert(start);
+                lines += n;
+            } else if let Some(from) = open.take() {
+                out.push(&self.bytes[from..start]);
+            }
+            start = end;
+        }
+        if let Some(from) = open {
+            out.push(&self.bytes[from..start]);
+        }
+        (out, lines)
+    }
+}
+
+/// What the rules and the traffic summaries need while a batch is rendered.
+pub struct RenderRules<'e> {
+    /// The rules in force for this batch.
+    pub engine: &'e Engine,
+    /// "Now" for the batch: rule windows, rate limits and summaries read it once.
+    pub now_ms: u64,
+    /// Where events are counted, when summaries are kept.
+    pub traffic: Option<&'e mut TrafficStats>,
+}
+
+/// Parses every record of `batch`, runs the rules over each event, and appends one JSON
+/// line per kept event to `out`.
+pub fn render_batch(
+    batch: &Batch<'_>,
+    detector: &mut Detector,
+    rules: &mut RenderRules<'_>,
+    out: &mut RenderedLines,
+) -> RenderStats {
+    let engine = rules.engine;
     let mut sources: Vec<SourceJson> = batch.sources.iter().map(SourceJson::new).collect();
+    let k8s: Vec<K8sRef<'_>> = batch.sources.iter().map(k8s_of).collect();
     let mut plans: Vec<SourcePlan> = batch
         .sources
         .iter()
@@ -145,16 +275,15 @@ pub fn render_batch(batch: &Batch<'_>, detector: &mut Detector, out: &mut Vec<u8
     let mut own: (i64, [u8; TIMESTAMP_LEN]) = (i64::MIN, [0; TIMESTAMP_LEN]);
     for rec in &batch.records {
         let src = rec.source as usize;
-        let (Some(plan), Some(source)) = (plans.get_mut(src), sources.get_mut(src)) else {
+        let (Some(plan), Some(source), Some(k8s), Some(src_ref)) = (
+            plans.get_mut(src),
+            sources.get_mut(src),
+            k8s.get(src),
+            batch.sources.get(src),
+        ) else {
             // parse_body guarantees every record's source index is in range.
             continue;
         };
-        if rec.observed_ms != observed.0 {
-            observed = (
-                rec.observed_ms,
-                timestamp_text(Timestamp::from_millis(rec.observed_ms)),
-            );
-        }
         let mut flags = rec.flags;
         let text = match std::str::from_utf8(rec.line) {
             Ok(s) => std::borrow::Cow::Borrowed(s),
@@ -168,32 +297,74 @@ pub fn render_batch(batch: &Batch<'_>, detector: &mut Detector, out: &mut Vec<u8
         if d.parse_error {
             stats.parse_errors += 1;
         }
-        out.extend_from_slice(br#"{"timestamp":"#);
-        match d.parsed.timestamp {
+        let mut ev = RuleEvent::new(d.parsed, d.format, batch.host, src_ref.path, *k8s);
+        if engine.apply_at(&mut ev, rules.now_ms) == Verdict::Drop {
+            stats.dropped += 1;
+            continue;
+        }
+        if let Some(traffic) = rules.traffic.as_deref_mut() {
+            traffic.record(rules.now_ms, &Observation::of(&ev), 1);
+        }
+        if rec.observed_ms != observed.0 {
+            observed = (
+                rec.observed_ms,
+                timestamp_text(Timestamp::from_millis(rec.observed_ms)),
+            );
+        }
+        let bytes = &mut out.bytes;
+        bytes.extend_from_slice(br#"{"timestamp":"#);
+        match ev.parsed.timestamp {
             Some(t) => {
                 let ms = t.0.div_euclid(1_000_000);
                 if ms != own.0 {
                     own = (ms, timestamp_text(t));
                 }
-                out.extend_from_slice(&own.1);
+                bytes.extend_from_slice(&own.1);
             }
-            None => out.extend_from_slice(&observed.1),
+            None => bytes.extend_from_slice(&observed.1),
         }
-        out.extend_from_slice(br#","observed_timestamp":"#);
-        out.extend_from_slice(&observed.1);
-        if let Some(level) = d.parsed.level {
-            out.extend_from_slice(level_json(level));
+        bytes.extend_from_slice(br#","observed_timestamp":"#);
+        bytes.extend_from_slice(&observed.1);
+        if let Some(level) = ev.parsed.level {
+            bytes.extend_from_slice(level_json(level));
         }
-        out.extend_from_slice(br#","message":"#);
-        write_str(out, &d.parsed.message);
-        out.extend_from_slice(source.tail(&host, d.format));
-        write_fields(out, &d.parsed.fields, flags, d.parse_error);
-        out.extend_from_slice(b"}\n");
+        bytes.extend_from_slice(br#","message":"#);
+        write_str(bytes, &ev.parsed.message);
+        bytes.extend_from_slice(source.tail(&host, d.format));
+        write_fields(bytes, &ev.parsed.fields, flags, d.parse_error);
+        write_tags(bytes, &ev.tags);
+        bytes.extend_from_slice(b"}\n");
+        out.line_done(ev.route.map_or(ALL_SINKS, |r| r.0));
     }
     for (s, plan) in batch.sources.iter().zip(&plans) {
         detector.remember(s.path, plan);
     }
     stats
+}
+
+/// The Kubernetes attributes the agent attached to a source.
+fn k8s_of<'a>(src: &SourceRef<'a>) -> K8sRef<'a> {
+    let attr = |name: &str| src.attrs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    K8sRef {
+        namespace: attr("k8s.namespace"),
+        pod: attr("k8s.pod"),
+        container: attr("k8s.container"),
+    }
+}
+
+/// `,"tags":[..]` when rules added tags.
+fn write_tags(out: &mut Vec<u8>, tags: &[std::borrow::Cow<'_, str>]) {
+    if tags.is_empty() {
+        return;
+    }
+    out.extend_from_slice(br#","tags":["#);
+    for (i, t) in tags.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, t);
+    }
+    out.push(b']');
 }
 
 /// Agent flags and the parse flag, as (bit or marker, field name).
@@ -275,6 +446,17 @@ mod tests {
     use logferry_shared::wire::{decode_frame, BatchBuilder, DecodeLimits};
 
     fn render(lines: &[(u32, u8, &[u8])]) -> (Vec<String>, RenderStats) {
+        let ctx = crate::rules::tests::ctx();
+        let (out, stats) = render_with(lines, &Engine::empty(&ctx), None);
+        let text = String::from_utf8(out.bytes).unwrap();
+        (text.lines().map(str::to_owned).collect(), stats)
+    }
+
+    fn render_with(
+        lines: &[(u32, u8, &[u8])],
+        engine: &Engine,
+        traffic: Option<&mut TrafficStats>,
+    ) -> (RenderedLines, RenderStats) {
         let mut b = BatchBuilder::new("node-\"1\"", 1_795_341_600_123, 256);
         b.add_source("/var/log/app.log", &[]);
         b.add_source(
@@ -293,10 +475,172 @@ mod tests {
         let frame = b.seal("a", "s", 1, &mut c).unwrap();
         let decoded = decode_frame(&frame, &DecodeLimits::default()).unwrap();
         let mut detector = Detector::new(crate::parse::Zone::Utc, &[], &[]).unwrap();
-        let mut out = Vec::new();
-        let stats = render_batch(&decoded.batch().unwrap(), &mut detector, &mut out);
-        let text = String::from_utf8(out).unwrap();
-        (text.lines().map(str::to_owned).collect(), stats)
+        let mut out = RenderedLines::default();
+        let mut rules = RenderRules {
+            engine,
+            now_ms: 1_795_341_600_000,
+            traffic,
+        };
+        let stats = render_batch(
+            &decoded.batch().unwrap(),
+            &mut detector,
+            &mut rules,
+            &mut out,
+        );
+        (out, stats)
+    }
+
+    fn sink_lines(out: &RenderedLines, sink: usize) -> (Vec<String>, u64) {
+        let (parts, n) = out.for_sink(sink);
+        let text: String = parts
+            .iter()
+            .map(|p| std::str::from_utf8(p).unwrap())
+            .collect();
+        (text.lines().map(str::to_owned).collect(), n)
+    }
+
+    fn messages_of(lines: &[String]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str::<Event>(l).unwrap().message)
+            .collect()
+    }
+
+    #[test]
+    fn rules_drop_change_tag_and_route_events_as_they_are_rendered() {
+        let rules = crate::rules::config::rules_from_toml(
+            r#"
+[[rules]]
+name = "drop-debug"
+when = { field = "level", lte = "debug" }
+actions = [{ type = "drop" }]
+
+[[rules]]
+name = "errors"
+when = { field = "level", gte = "error" }
+actions = [{ type = "tag", tags = ["page", "error"] }, { type = "set", field = "team", value = "db" }, { type = "redact", patterns = ["email"] }]
+
+[[rules]]
+name = "shop-to-cloudwatch"
+when = { field = "k8s.namespace", equals = "shop" }
+actions = [{ type = "route", sinks = ["cloudwatch"] }]
+
+[[rules]]
+name = "payments-also-to-debug"
+when = { field = "message", contains = "payment" }
+actions = [{ type = "route", sinks = ["debug"] }]
+"#,
+        )
+        .unwrap();
+        let engine = Engine::build(&rules, &crate::rules::tests::ctx(), None).unwrap();
+        let mut traffic = TrafficStats::new(crate::stats::StatsSettings::default());
+        let (out, stats) = render_with(
+            &[
+                (0, 0, br#"{"level":"info","msg":"a"}"#),
+                (0, 0, br#"{"level":"debug","msg":"dropped"}"#),
+                (
+                    0,
+                    0,
+                    br#"{"level":"error","msg":"mail bob@example.com failed"}"#,
+                ),
+                (1, 0, br#"{"level":"info","msg":"b shop"}"#),
+                (1, 0, br#"{"level":"info","msg":"c shop payment"}"#),
+                (0, 0, br#"{"level":"info","msg":"d payment"}"#),
+                (0, 0, br#"{"level":"info","msg":"e"}"#),
+            ],
+            &engine,
+            Some(&mut traffic),
+        );
+        assert_eq!(stats.dropped, 1);
+        assert_eq!(stats.events(), 7, "parsed, including the dropped one");
+        // Sinks by index: archive, cloudwatch, debug.
+        let (archive, n0) = sink_lines(&out, 0);
+        let (cloudwatch, n1) = sink_lines(&out, 1);
+        let (debug, n2) = sink_lines(&out, 2);
+        assert_eq!(
+            messages_of(&archive),
+            ["a", "mail [REDACTED:email] failed", "e"].map(String::from)
+        );
+        assert_eq!(
+            messages_of(&cloudwatch),
+            [
+                "a",
+                "mail [REDACTED:email] failed",
+                "b shop",
+                "c shop payment",
+                "e"
+            ]
+            .map(String::from)
+        );
+        assert_eq!(
+            messages_of(&debug),
+            [
+                "a",
+                "mail [REDACTED:email] failed",
+                "c shop payment",
+                "d payment",
+                "e"
+            ]
+            .map(String::from)
+        );
+        assert_eq!((n0, n1, n2), (3, 5, 5));
+        let error: Event = serde_json::from_str(&archive[1]).unwrap();
+        assert_eq!(error.tags, ["page", "error"]);
+        assert_eq!(error.fields["team"], "db");
+        assert!(
+            archive[1].ends_with(r#","tags":["page","error"]}"#),
+            "{}",
+            archive[1]
+        );
+        let plain: Event = serde_json::from_str(&archive[0]).unwrap();
+        assert!(plain.tags.is_empty() && !archive[0].contains("\"tags\""));
+        let snap = traffic.snapshot(1_795_341_600_000, None);
+        assert_eq!(snap.total.events, 6, "kept events only");
+        assert_eq!(snap.total.levels.debug, 0);
+        assert_eq!(snap.total.levels.error, 1);
+    }
+
+    #[test]
+    fn without_routes_every_sink_takes_the_whole_buffer() {
+        let (out, _) = render_with(
+            &[(0, 0, b"one"), (0, 0, b"two")],
+            &Engine::empty(&crate::rules::tests::ctx()),
+            None,
+        );
+        assert!(out.runs.is_empty());
+        for sink in 0..3 {
+            let (parts, n) = out.for_sink(sink);
+            assert_eq!(parts, vec![&out.bytes[..]]);
+            assert_eq!(n, 2);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn each_sink_gets_exactly_its_lines_in_order(
+            masks in proptest::collection::vec(
+                proptest::prop_oneof![proptest::strategy::Just(ALL_SINKS), 0u64..8],
+                0..40,
+            ),
+        ) {
+            let mut out = RenderedLines::default();
+            for (i, &m) in masks.iter().enumerate() {
+                out.bytes.extend_from_slice(format!("line {i}\n").as_bytes());
+                out.line_done(m);
+            }
+            for sink in 0..4usize {
+                let want: String = masks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &m)| m & (1 << sink) != 0)
+                    .map(|(i, _)| format!("line {i}\n"))
+                    .collect();
+                let (parts, n) = out.for_sink(sink);
+                let got: Vec<u8> = parts.concat();
+                proptest::prop_assert_eq!(String::from_utf8(got).unwrap(), want.clone());
+                proptest::prop_assert_eq!(n as usize, want.lines().count());
+            }
+        }
     }
 
     #[test]

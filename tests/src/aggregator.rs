@@ -28,6 +28,8 @@ pub struct AggregatorOptions {
     pub max_decompressed_bytes: Option<usize>,
     /// Require client certificates signed by the test CA (`ingest.tls.client_ca`).
     pub mtls: bool,
+    /// TOML appended to the config (more sinks, rules, notifiers, ...).
+    pub extra: String,
 }
 
 impl Default for AggregatorOptions {
@@ -39,6 +41,7 @@ impl Default for AggregatorOptions {
             max_body_bytes: None,
             max_decompressed_bytes: None,
             mtls: false,
+            extra: String::new(),
         }
     }
 }
@@ -60,6 +63,12 @@ impl AggregatorOptions {
     pub fn limits(mut self, max_body_bytes: usize, max_decompressed_bytes: usize) -> Self {
         self.max_body_bytes = Some(max_body_bytes);
         self.max_decompressed_bytes = Some(max_decompressed_bytes);
+        self
+    }
+
+    /// Appends `toml` to the config.
+    pub fn extra(mut self, toml: &str) -> Self {
+        self.extra.push_str(toml);
         self
     }
 
@@ -99,6 +108,7 @@ impl AggregatorOptions {
             "\n[sinks.local]\ntype = \"file\"\npath = {}\n",
             toml_path(&self.sink_path(dir))
         );
+        t += &self.extra;
         t
     }
 }

@@ -10,6 +10,7 @@
 //! - [`sink`]: reads the aggregator's file sink;
 //! - [`http`]: a blocking HTTP(S) client and Prometheus text helpers;
 //! - [`frames`]: hand-made wire frames, valid and hostile;
+//! - [`hook`]: a webhook receiver that records what notifiers POST;
 //! - [`lines`]: lines with unique ids written by a background thread, and the accounting
 //!   of what reached the sink;
 //! - [`wait_until`]: polling with a deadline (tests never sleep to synchronise).
@@ -21,6 +22,7 @@
 pub mod agent;
 pub mod aggregator;
 pub mod frames;
+pub mod hook;
 pub mod http;
 pub mod lines;
 pub mod process;

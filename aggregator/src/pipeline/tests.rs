@@ -29,6 +29,8 @@ fn start(
         workers,
         metrics,
         wake: wake.clone(),
+        rules: None,
+        traffic: None,
     };
     (spawn(setup, shutdown.clone()).unwrap(), wake)
 }

@@ -16,7 +16,9 @@ use logferry_shared::wire::{self, DecodeLimits, WireError};
 use crate::inbox::Decoded;
 use crate::metrics::Metrics;
 use crate::parse::detect::Detector;
-use crate::render::{self, RenderStats};
+use crate::render::{self, RenderRules, RenderStats, RenderedLines};
+use crate::rules::{Engine, EngineContext, Outbox, RuleSet, SystemClock};
+use crate::stats::TrafficStats;
 
 /// A decompressed body larger than this is not kept for the next frame.
 const KEEP_BODY_BYTES: usize = 16 << 20;
@@ -32,7 +34,7 @@ pub(super) struct Job {
     /// Its body as ingest decompressed it, when the inbox still held that.
     pub decoded: Option<Decoded>,
     /// An empty buffer to render into (recycled from an earlier job).
-    pub out: Vec<u8>,
+    pub out: RenderedLines,
 }
 
 /// A rendered frame, or why there is no output.
@@ -43,8 +45,8 @@ pub(super) struct Rendered {
     pub key: u64,
     /// Bytes of the stored frame (what completing it frees in the inbox).
     pub frame_len: usize,
-    /// JSON lines, one per record (empty on failure).
-    pub out: Vec<u8>,
+    /// JSON lines, one per kept event, with their routes (empty on failure).
+    pub out: RenderedLines,
     /// What rendering found.
     pub result: Result<RenderStats, Failure>,
 }
@@ -57,51 +59,121 @@ pub(super) enum Failure {
     Panicked(Box<dyn Any + Send>),
 }
 
-/// Decodes frames and renders their records, reusing its buffers from frame to frame.
+/// Where a renderer takes its rules from.
+#[derive(Debug, Clone)]
+enum Rules {
+    /// No rules: every event is kept and goes to every sink.
+    None(Arc<Engine>),
+    /// The rule set in force; its engine is taken once per frame, so a change applies
+    /// from the next frame on.
+    Set(Arc<RuleSet>),
+}
+
+/// Decodes frames, runs their records through parsing and the rules, and renders them,
+/// reusing its buffers from frame to frame.
 #[derive(Debug)]
 pub struct FrameRenderer {
     detector: Detector,
     limits: DecodeLimits,
     body: Vec<u8>,
+    rules: Rules,
+    traffic: Option<Arc<Mutex<TrafficStats>>>,
 }
 
 impl FrameRenderer {
-    /// A renderer with its own detector (and so its own per-source memory).
+    /// A renderer with its own detector (and so its own per-source memory), no rules and
+    /// no traffic summaries.
     pub fn new(detector: Detector, limits: DecodeLimits) -> FrameRenderer {
+        let ctx = EngineContext {
+            sinks: Vec::new(),
+            notifiers: Vec::new(),
+            clock: Arc::new(SystemClock),
+            outbox: Arc::new(Outbox::new(1)),
+        };
         FrameRenderer {
             detector,
             limits,
             body: Vec::new(),
+            rules: Rules::None(Arc::new(Engine::empty(&ctx))),
+            traffic: None,
         }
     }
 
+    /// Runs the rules of `set` over every event.
+    pub fn with_rules(mut self, set: Arc<RuleSet>) -> FrameRenderer {
+        self.rules = Rules::Set(set);
+        self
+    }
+
+    /// Counts every kept event in `traffic` (this renderer's own summaries: the lock is
+    /// taken once per frame and only readers of the summaries contend for it).
+    pub fn with_traffic(mut self, traffic: Arc<Mutex<TrafficStats>>) -> FrameRenderer {
+        self.traffic = Some(traffic);
+        self
+    }
+
     /// Checks and decompresses `frame` (as [`wire::decode_frame`] does, into a reused
-    /// buffer) and appends one JSON line per record to `out`. On error nothing is appended.
-    pub fn render(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<RenderStats, WireError> {
+    /// buffer) and appends one JSON line per kept event to `out`. On error nothing is
+    /// appended.
+    pub fn render(
+        &mut self,
+        frame: &[u8],
+        out: &mut RenderedLines,
+    ) -> Result<RenderStats, WireError> {
         let (header, packed) = wire::decode_header(frame, &self.limits)?;
         let raw_len = header.raw_len as usize;
-        codec::decompress_capped(header.codec, packed, raw_len, &mut self.body)?;
-        if self.body.len() != raw_len {
-            return Err(WireError::BadBody("body length differs from the header"));
+        let mut body = std::mem::take(&mut self.body);
+        let rendered = codec::decompress_capped(header.codec, packed, raw_len, &mut body)
+            .map_err(WireError::from)
+            .and_then(|()| {
+                if body.len() != raw_len {
+                    return Err(WireError::BadBody("body length differs from the header"));
+                }
+                self.render_body(&body, header.record_count, out)
+            });
+        if body.capacity() <= KEEP_BODY_BYTES {
+            self.body = body;
         }
-        let batch = wire::parse_body(&self.body, header.record_count)?;
-        self.detector.set_now(Timestamp::now());
-        let stats = render::render_batch(&batch, &mut self.detector, out);
-        if self.body.capacity() > KEEP_BODY_BYTES {
-            self.body = Vec::new();
-        }
-        Ok(stats)
+        rendered
     }
 
     /// [`FrameRenderer::render`] for a body ingest already decompressed and checked.
     pub fn render_decoded(
         &mut self,
         decoded: Decoded,
-        out: &mut Vec<u8>,
+        out: &mut RenderedLines,
     ) -> Result<RenderStats, WireError> {
-        let batch = wire::parse_body(&decoded.body, decoded.record_count)?;
+        self.render_body(&decoded.body, decoded.record_count, out)
+    }
+
+    fn render_body(
+        &mut self,
+        body: &[u8],
+        record_count: u32,
+        out: &mut RenderedLines,
+    ) -> Result<RenderStats, WireError> {
+        let batch = wire::parse_body(body, record_count)?;
         self.detector.set_now(Timestamp::now());
-        Ok(render::render_batch(&batch, &mut self.detector, out))
+        let engine = match &self.rules {
+            Rules::None(e) => Arc::clone(e),
+            Rules::Set(set) => set.engine(),
+        };
+        let now_ms = engine.context().clock.now_ms();
+        let mut traffic = self
+            .traffic
+            .as_ref()
+            .map(|t| t.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut rules = RenderRules {
+            engine: &engine,
+            now_ms,
+            traffic: traffic.as_deref_mut(),
+        };
+        Ok(render::render_batch(
+            &batch,
+            &mut self.detector,
+            &mut rules,
+            out,
+        ))
     }
 }
 

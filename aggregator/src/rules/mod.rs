@@ -34,7 +34,7 @@ mod redact_tests;
 mod set_tests;
 pub mod store;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -213,6 +213,20 @@ impl RuleSet {
             *rules = new.clone();
             Ok(())
         })
+    }
+
+    /// After a config reload: puts `config_rules` in force unless rules were changed at
+    /// run time (the persisted set then stays, as at start-up). Answers whether the
+    /// config's rules are now in force. Nothing is persisted.
+    pub fn reload_config(&self, config_rules: &[RuleConfig]) -> Result<bool, RuleError> {
+        let w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if w.origin != Origin::Config {
+            return Ok(false);
+        }
+        let old = self.engine();
+        let engine = Engine::build(config_rules, &self.ctx, Some(&old))?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(engine);
+        Ok(true)
     }
 
     /// Goes back to `config_rules` and forgets the persisted set.

@@ -11,7 +11,7 @@ use super::config::rules_from_toml;
 use super::*;
 use crate::parse::{Parsed, Value};
 
-pub(super) fn ctx_with(clock: Arc<dyn Clock>) -> EngineContext {
+pub(crate) fn ctx_with(clock: Arc<dyn Clock>) -> EngineContext {
     EngineContext {
         sinks: vec!["archive".into(), "cloudwatch".into(), "debug".into()],
         notifiers: vec!["oncall".into(), "team".into()],
@@ -20,7 +20,7 @@ pub(super) fn ctx_with(clock: Arc<dyn Clock>) -> EngineContext {
     }
 }
 
-pub(super) fn ctx() -> EngineContext {
+pub(crate) fn ctx() -> EngineContext {
     ctx_with(Arc::new(ManualClock::new(1_795_341_600_000)))
 }
 

@@ -17,6 +17,7 @@ mod counter;
 mod tests;
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use logferry_shared::event::{Level, Timestamp};
@@ -458,5 +459,79 @@ fn total(intervals: &[IntervalSummary], top: usize) -> IntervalSummary {
         top_namespaces,
         other_namespaces,
         access,
+    }
+}
+
+/// Summaries kept by several pipeline workers at once: each worker owns one part and
+/// locks it once per batch (only readers of the summaries contend with it); a snapshot
+/// merges the parts interval by interval.
+#[derive(Debug)]
+pub struct SharedTraffic {
+    parts: Vec<Arc<Mutex<TrafficStats>>>,
+    top: usize,
+}
+
+impl SharedTraffic {
+    /// `parts` empty summaries with `settings`.
+    pub fn new(settings: StatsSettings, parts: usize) -> SharedTraffic {
+        SharedTraffic {
+            parts: (0..parts.max(1))
+                .map(|_| Arc::new(Mutex::new(TrafficStats::new(settings))))
+                .collect(),
+            top: settings.top.max(1),
+        }
+    }
+
+    /// Part `i` (modulo the number of parts), for one worker to record into.
+    pub fn part(&self, i: usize) -> Arc<Mutex<TrafficStats>> {
+        Arc::clone(&self.parts[i % self.parts.len()])
+    }
+
+    /// [`TrafficStats::snapshot`] over every part: intervals with the same start are added
+    /// up (their length is the interval's, not the sum).
+    pub fn snapshot(&self, now_ms: u64, last: Option<usize>) -> StatsSnapshot {
+        let mut snaps = self.parts.iter().map(|p| {
+            p.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .snapshot(now_ms, last)
+        });
+        let Some(first) = snaps.next() else {
+            return TrafficStats::new(StatsSettings::default()).snapshot(now_ms, last);
+        };
+        let interval_secs = first.interval_secs;
+        let mut by_start: std::collections::BTreeMap<i64, Vec<IntervalSummary>> =
+            std::collections::BTreeMap::new();
+        for s in std::iter::once(first).chain(snaps) {
+            for i in s.intervals {
+                by_start.entry(i.start.0).or_default().push(i);
+            }
+        }
+        let intervals: Vec<IntervalSummary> = by_start
+            .into_values()
+            .map(|group| {
+                let seconds = group.iter().map(|i| i.seconds).fold(0.0, f64::max);
+                let mut m = total(&group, self.top);
+                m.seconds = seconds;
+                m.events_per_sec = rate(m.events, seconds);
+                if let Some(a) = &mut m.access {
+                    a.requests_per_sec = rate(a.requests, seconds);
+                }
+                m
+            })
+            .collect();
+        let total = total(&intervals, self.top);
+        StatsSnapshot {
+            interval_secs,
+            intervals,
+            total,
+        }
+    }
+}
+
+fn rate(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
     }
 }
