@@ -140,10 +140,19 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         cfg.ingest.max_connections,
         shutdown.clone(),
     ));
+    let auth =
+        admin::AdminAuth::from_config(&cfg.admin.tokens, admin_addr).map_err(anyhow::Error::msg)?;
+    if !auth.is_open() && cfg.admin.tokens.is_empty() {
+        tracing::warn!(addr = %admin_addr, "the admin API is refused: it listens beyond loopback and [admin] tokens are not configured");
+    }
     let admin_state = AdminState {
         metrics,
         inbox: inbox.clone(),
         data_dir: cfg.data_dir.clone(),
+        auth: Arc::new(auth),
+        rules: rules.clone(),
+        traffic: traffic.clone(),
+        notifications: notifications.clone(),
     };
     let admin_shutdown = shutdown.clone();
     let admin = tokio::spawn(async move {

@@ -309,12 +309,17 @@ pub struct AdminConfig {
     /// Listen address, default `127.0.0.1:7401`.
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
+    /// API tokens and their roles (see [`crate::admin::auth`]). Without any, the API is
+    /// open on a loopback listener and refused on any other.
+    #[serde(default)]
+    pub tokens: Vec<crate::admin::AdminTokenConfig>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: default_admin_listen(),
+            tokens: Vec::new(),
         }
     }
 }
@@ -414,6 +419,9 @@ impl AggregatorConfig {
                 "pipeline.workers",
                 format!("must be between 1 and {MAX_WORKERS}"),
             ));
+        }
+        for (i, t) in self.admin.tokens.iter().enumerate() {
+            t.validate(&format!("admin.tokens[{i}]"))?;
         }
         self.detector()?;
         if self.stats.interval < std::time::Duration::from_secs(1) {

@@ -123,7 +123,9 @@ pub struct SecretRef {
 }
 
 impl SecretRef {
-    fn check(&self, key: &str, required: bool) -> Result<(), ConfigError> {
+    /// Checks that exactly one source is given (or none, unless `required`) and that it
+    /// exists; errors name `key`, `key_env` or `key_file`.
+    pub fn check(&self, key: &str, required: bool) -> Result<(), ConfigError> {
         let n = [
             self.value.is_some(),
             self.env.is_some(),

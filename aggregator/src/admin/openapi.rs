@@ -1,0 +1,139 @@
+//! `GET /api/openapi.json`: an OpenAPI 3.0 description of the admin endpoint. It is
+//! written by hand next to [`super::ROUTES`]; a test checks that the two list the same
+//! operations and that the router serves each of them.
+
+use serde_json::{json, Value};
+
+fn error_responses(codes: &[&str]) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    for c in codes {
+        let what = match *c {
+            "400" => "Invalid request; `detail` names the key and the reason",
+            "401" => "Missing or unknown token",
+            "403" => "The token's role does not allow this",
+            "404" => "No such rule",
+            "409" => "A rule with this name exists",
+            "413" => "Body too large",
+            "500" => "The change could not be persisted; nothing changed",
+            "503" => "Not ready; `detail.reason` says why",
+            _ => "Error",
+        };
+        m.insert(
+            (*c).to_owned(),
+            json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+        );
+    }
+    m
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn op(summary: &str, ok_code: &str, ok_body: Value, errors: &[&str], secured: bool) -> Value {
+    let mut responses = error_responses(errors);
+    responses.insert(ok_code.to_owned(), ok_body);
+    let mut o = json!({"summary": summary, "responses": responses});
+    if !secured {
+        o["security"] = json!([]);
+    }
+    o
+}
+
+fn rule_ref() -> Value {
+    json!({"$ref": "#/components/schemas/Rule"})
+}
+
+fn id_param() -> Value {
+    json!([{"name": "id", "in": "path", "required": true, "description": "The rule's name", "schema": {"type": "string"}}])
+}
+
+/// The document.
+pub fn document() -> Value {
+    let read = ["401", "403"];
+    let view = || json!({"$ref": "#/components/schemas/RuleView"});
+    let mut add_responses = error_responses(&["400", "401", "403", "409", "413", "500"]);
+    add_responses.insert("201".into(), ok("Added", view()));
+    let mut put_responses = error_responses(&["400", "401", "403", "404", "409", "413", "500"]);
+    put_responses.insert("200".into(), ok("Replaced", view()));
+    let mut stats_responses = error_responses(&["400", "401", "403"]);
+    stats_responses.insert(
+        "200".into(),
+        ok(
+            "Summaries",
+            json!({"type": "object", "properties": {"traffic": {"type": "object"}, "alerts_firing": {"type": "array"}, "notifications": {"type": "object"}}}),
+        ),
+    );
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Logferry aggregator admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Health, metrics, rules, traffic summaries. Reads need a viewer token, changes an admin token (Authorization: Bearer); with no tokens configured the API is open on a loopback listener only.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}, "detail": {}},
+                },
+                "Rule": {
+                    "type": "object",
+                    "required": ["name", "actions"],
+                    "description": "A rule as in the config's [[rules]]: see README, Rules and alerts.",
+                    "properties": {
+                        "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+                        "enabled": {"type": "boolean", "default": true},
+                        "when": {"type": "object", "description": "Condition: {field, equals|not_equals|in|contains|starts_with|ends_with|regex|exists|lt|lte|gt|gte} or {all|any: [...]} or {not: {...}}"},
+                        "actions": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "enum": ["drop", "sample", "rate_limit", "set", "rename", "remove", "tag", "redact", "route", "notify", "alert"]}}}},
+                    },
+                },
+                "RuleView": {
+                    "type": "object",
+                    "properties": {
+                        "position": {"type": "integer"},
+                        "rule": rule_ref(),
+                        "stats": {"type": "object", "properties": {
+                            "name": {"type": "string"}, "matched": {"type": "integer"},
+                            "dropped": {"type": "integer"}, "redacted": {"type": "integer"},
+                            "firing": {"type": "array", "items": {"type": "array"}},
+                        }},
+                    },
+                },
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {"get": op("Liveness", "200", ok("Serving", json!({"type": "object"})), &[], false)},
+            "/readyz": {"get": op("Readiness: data dir writable, inbox below its limit", "200", ok("Ready", json!({"type": "object"})), &["503"], false)},
+            "/metrics": {"get": op("Prometheus text exposition (logferry_ prefix)", "200", json!({"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}), &[], false)},
+            "/api/rules": {
+                "get": op("The rules in force, in order, with their counters", "200", ok("Rules", json!({"type": "object", "properties": {"origin": {"type": "object"}, "rules": {"type": "array", "items": {"$ref": "#/components/schemas/RuleView"}}}})), &read, true),
+                "post": {
+                    "summary": "Add a rule (validated, persisted, applied atomically)",
+                    "parameters": [{"name": "position", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}, "description": "Where to insert (default: last)"}],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": rule_ref()}}},
+                    "responses": add_responses,
+                },
+            },
+            "/api/rules/{id}": {
+                "parameters": id_param(),
+                "get": op("One rule", "200", ok("The rule", json!({"$ref": "#/components/schemas/RuleView"})), &["401", "403", "404"], true),
+                "put": {
+                    "summary": "Replace a rule in place (the body may rename it)",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": rule_ref()}}},
+                    "responses": put_responses,
+                },
+                "delete": op("Delete a rule", "200", ok("The deleted rule", json!({"type": "object", "properties": {"deleted": rule_ref()}})), &["401", "403", "404", "500"], true),
+            },
+            "/api/stats": {"get": {
+                "summary": "Traffic summaries per interval, alerts firing now, notification counters",
+                "parameters": [{"name": "last", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1}, "description": "Only the last N intervals"}],
+                "responses": stats_responses,
+            }},
+            "/api/openapi.json": {"get": op("This document", "200", ok("OpenAPI 3", json!({"type": "object"})), &read, true)},
+        },
+    })
+}

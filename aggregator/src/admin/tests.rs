@@ -1,0 +1,370 @@
+//! Tests of the admin endpoint over real HTTP on 127.0.0.1: roles and tokens, the rules
+//! API (every status), the summaries, and the OpenAPI document against the router.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::rules::{RuleSet, RuleStore};
+use crate::stats::{SharedTraffic, StatsSettings};
+
+struct Served {
+    addr: SocketAddr,
+    client: reqwest::Client,
+    rules: Arc<RuleSet>,
+    _dir: tempfile::TempDir,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RuleStore::open(&dir.path().join("rules")).unwrap();
+    let rules = Arc::new(RuleSet::open(&[], Some(store), crate::rules::tests::ctx()).unwrap());
+    let state = AdminState {
+        metrics: Arc::new(Metrics::new()),
+        inbox: Arc::new(Inbox::open(&dir.path().join("inbox"), 1 << 20).unwrap()),
+        data_dir: dir.path().to_owned(),
+        auth: Arc::new(AdminAuth::new(tokens, loopback)),
+        rules: rules.clone(),
+        traffic: Arc::new(SharedTraffic::new(StatsSettings::default(), 2)),
+        notifications: Arc::new(DeliveryStats::default()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router(state)).await;
+    });
+    Served {
+        addr,
+        client: crate::notify::http_client(Duration::from_secs(10)).unwrap(),
+        rules,
+        _dir: dir,
+        _server: server,
+    }
+}
+
+fn tokens() -> Vec<(Vec<u8>, Role)> {
+    vec![
+        (b"view".to_vec(), Role::Viewer),
+        (b"boss".to_vec(), Role::Admin),
+    ]
+}
+
+fn tag_rule(name: &str) -> Value {
+    json!({"name": name, "when": {"field": "level", "gte": "error"}, "actions": [{"type": "tag", "tags": ["x"]}]})
+}
+
+#[tokio::test]
+async fn roles_decide_who_reads_and_who_changes() {
+    let s = serve(tokens(), false).await;
+    let (st, body) = s.call(reqwest::Method::GET, "/api/rules", None, None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "unauthorized");
+    let resp = s.client.get(s.url("/api/rules")).send().await.unwrap();
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    let (st, _) = s
+        .call(reqwest::Method::GET, "/api/rules", Some("nope"), None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, body) = s
+        .call(reqwest::Method::GET, "/api/rules", Some("view"), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (st, body) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/rules",
+            Some("view"),
+            Some(tag_rule("a")),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("admin"), "{body}");
+    assert!(s.rules.list().is_empty(), "nothing changed");
+    let (st, body) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/rules",
+            Some("boss"),
+            Some(tag_rule("a")),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    // Health, readiness and metrics need no token.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let resp = s.client.get(s.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn without_tokens_the_api_is_open_on_loopback_only() {
+    let open = serve(Vec::new(), true).await;
+    let (st, body) = open
+        .call(
+            reqwest::Method::POST,
+            "/api/rules",
+            None,
+            Some(tag_rule("a")),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let exposed = serve(Vec::new(), false).await;
+    let (st, body) = exposed
+        .call(reqwest::Method::GET, "/api/rules", Some("anything"), None)
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert!(
+        body["detail"].as_str().unwrap().contains("tokens"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn rules_api_adds_reads_replaces_deletes_and_persists() {
+    use reqwest::Method;
+    let s = serve(tokens(), true).await;
+    let admin = Some("boss");
+    let (st, body) = s
+        .call(Method::POST, "/api/rules", admin, Some(tag_rule("b")))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    assert_eq!(body["position"], 0);
+    assert_eq!(body["rule"]["name"], "b");
+    let (st, body) = s
+        .call(
+            Method::POST,
+            "/api/rules?position=0",
+            admin,
+            Some(tag_rule("a")),
+        )
+        .await;
+    assert_eq!((st, &body["position"]), (StatusCode::CREATED, &json!(0)));
+    let (st, body) = s
+        .call(Method::POST, "/api/rules", admin, Some(tag_rule("a")))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["detail"]["rule"], "a");
+
+    // Validation errors name the rule and the key.
+    let bad_regex = json!({"name": "r", "when": {"field": "message", "regex": "("}, "actions": [{"type": "drop"}]});
+    let (st, body) = s
+        .call(Method::POST, "/api/rules", admin, Some(bad_regex))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid rule");
+    assert_eq!(body["detail"]["rule"], "r");
+    assert_eq!(body["detail"]["key"], "when.regex");
+    let bad_action = json!({"name": "r", "actions": [{"type": "explode"}]});
+    let (st, body) = s
+        .call(Method::POST, "/api/rules", admin, Some(bad_action))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["detail"]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("actions[0]"),
+        "{body}"
+    );
+    let unknown_sink = json!({"name": "r", "actions": [{"type": "route", "sinks": ["nowhere"]}]});
+    let (st, body) = s
+        .call(Method::POST, "/api/rules", admin, Some(unknown_sink))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["detail"]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("actions[0].sinks"),
+        "{body}"
+    );
+    let resp = s
+        .client
+        .post(s.url("/api/rules"))
+        .bearer_auth("boss")
+        .header("content-type", "application/json")
+        .body("{\"name\": \"x\",")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = s
+        .client
+        .post(s.url("/api/rules"))
+        .bearer_auth("boss")
+        .body(vec![b' '; MAX_BODY_BYTES + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    let (st, body) = s
+        .call(Method::GET, "/api/rules/b", Some("view"), None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body["position"], 1);
+    assert_eq!(body["stats"]["matched"], 0);
+    let (st, body) = s
+        .call(Method::GET, "/api/rules/zz", Some("view"), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(body["detail"]["rule"], "zz");
+
+    let (st, body) = s
+        .call(Method::PUT, "/api/rules/b", admin, Some(tag_rule("c")))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["rule"]["name"].clone(), body["position"].clone()),
+        (json!("c"), json!(1))
+    );
+    let (st, _) = s
+        .call(Method::PUT, "/api/rules/b", admin, Some(tag_rule("b")))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, body) = s.call(Method::DELETE, "/api/rules/a", admin, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body["deleted"]["name"], "a");
+    let (st, _) = s.call(Method::DELETE, "/api/rules/a", admin, None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    let (_, list) = s.call(Method::GET, "/api/rules", Some("view"), None).await;
+    assert_eq!(list["origin"]["origin"], "persisted");
+    let names: Vec<&str> = list["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["c"]);
+    // Persisted: a rule set opened on the same store (as after a restart) has them.
+    let names_now: Vec<String> = s.rules.list().into_iter().map(|r| r.name).collect();
+    assert_eq!(names_now, ["c"]);
+}
+
+#[tokio::test]
+async fn stats_answer_the_summaries_and_refuse_a_bad_query() {
+    let s = serve(tokens(), true).await;
+    let (st, body) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/stats?last=3",
+            Some("view"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["traffic"]["interval_secs"], 10);
+    assert!(body["traffic"]["intervals"].as_array().unwrap().len() <= 3);
+    assert_eq!(body["alerts_firing"], json!([]));
+    assert_eq!(body["notifications"]["delivered"], 0);
+    let (st, body) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/stats?last=x",
+            Some("view"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "bad query");
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_served_routes() {
+    let s = serve(tokens(), true).await;
+    let (st, doc) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/openapi.json",
+            Some("view"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.0.3");
+    let mut documented = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if item.get(method).is_some() {
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let mut listed: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    documented.sort();
+    listed.sort();
+    assert_eq!(documented, listed, "ROUTES and the document differ");
+    // Every listed route is served: not the fallback's 404 nor 405.
+    s.rules
+        .add(serde_json::from_value(tag_rule("r")).unwrap(), None)
+        .unwrap();
+    for (method, path) in ROUTES {
+        let method: reqwest::Method = method.parse().unwrap();
+        let body = matches!(method, reqwest::Method::POST | reqwest::Method::PUT).then(|| {
+            tag_rule(if method == reqwest::Method::POST {
+                "new"
+            } else {
+                "r"
+            })
+        });
+        let concrete = path.replace("{id}", "r");
+        let (st, answer) = s.call(method.clone(), &concrete, Some("boss"), body).await;
+        assert!(
+            st.is_success(),
+            "{method} {concrete} answered {st}: {answer}"
+        );
+        if method == reqwest::Method::DELETE {
+            s.rules
+                .add(serde_json::from_value(tag_rule("r")).unwrap(), None)
+                .unwrap();
+        }
+    }
+    let (st, body) = s
+        .call(reqwest::Method::GET, "/api/nothing", Some("view"), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(
+        body["detail"].as_str().unwrap().contains("openapi"),
+        "{body}"
+    );
+}
