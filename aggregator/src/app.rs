@@ -25,7 +25,7 @@ use crate::admin::{self, AdminState};
 use crate::config::{rule_error, AggregatorConfig};
 use crate::inbox::Inbox;
 use crate::ingest::{self, IngestState};
-use crate::metrics::Metrics;
+use crate::metrics::{collectors, Metrics};
 use crate::notify::service::DeliveryStats;
 use crate::notify::Dispatcher;
 use crate::pipeline::{self, Wake};
@@ -68,7 +68,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         &cfg.ingest.tls.key,
         cfg.ingest.tls.client_ca.as_deref(),
     )?;
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
     let inbox = Arc::new(
         Inbox::open(&cfg.data_dir.join("inbox"), cfg.inbox.max_bytes)
             .context("opening the inbox")?,
@@ -97,6 +97,11 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         .map_err(anyhow::Error::msg)
         .context("starting the notifiers")?;
     let notifications = dispatcher.stats();
+    metrics.register_collector(Box::new(collectors::RuleMetrics(rules.clone())));
+    metrics.register_collector(Box::new(collectors::NotificationMetrics(
+        notifications.clone(),
+    )));
+    let metrics = Arc::new(metrics);
     let ticked = rules.clone();
     let notify = dispatcher
         .spawn(shutdown.clone(), move || ticked.engine().tick())

@@ -216,6 +216,19 @@ fn rules_filter_redact_tag_route_alert_and_reload_on_sighup() -> anyhow::Result<
         ("logferry_rules_dropped_events_total", 3.0), // cache miss, noise 1, noise 2
         ("logferry_sink_events_total{sink=\"local\"}", 8.0),
         ("logferry_sink_events_total{sink=\"payments\"}", 10.0),
+        (
+            "logferry_rule_matched_events_total{rule=\"drop-debug\"}",
+            1.0,
+        ),
+        (
+            "logferry_rule_dropped_events_total{rule=\"drop-noise\"}",
+            2.0,
+        ),
+        (
+            "logferry_rule_redactions_total{rule=\"redact-emails\"}",
+            1.0,
+        ),
+        ("logferry_notifications_delivered_total", 2.0),
     ];
     let mut last = Vec::new();
     let counted = wait_until(WAIT, "the metrics to count every event", || {
@@ -227,6 +240,15 @@ fn rules_filter_redact_tag_route_alert_and_reload_on_sighup() -> anyhow::Result<
             .all(|((_, want), got)| *got == Some(*want))
     });
     assert!(counted.is_ok(), "want {series:?}, got {last:?}");
+    let text = agg.metrics(&client)?;
+    for series in [
+        "logferry_process_cpu_seconds_total",
+        "logferry_process_resident_memory_bytes",
+        "logferry_process_open_fds",
+    ] {
+        let v = http::metric(&text, series);
+        assert!(v.is_some_and(|v| v > 0.0), "{series}: {v:?}");
+    }
     agg.stop()?;
     Ok(())
 }

@@ -1,4 +1,8 @@
 //! The aggregator's Prometheus metrics (`logferry_` prefix, bounded labels only).
+//! Counters the hot path updates are fields of [`Metrics`]; figures read at scrape time
+//! come from [`collectors`].
+
+pub mod collectors;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use std::sync::atomic::AtomicU64;
@@ -154,7 +158,13 @@ impl Metrics {
             "Seconds the pipeline spent writing to sinks, syncing and waiting for workers (coordinator), and idle (workers)",
             m.pipeline_seconds.clone(),
         );
+        registry.register_collector(Box::new(collectors::ProcessMetrics));
         Metrics { registry, ..m }
+    }
+
+    /// Adds a collector read at every scrape (before the metrics are shared).
+    pub fn register_collector(&mut self, c: Box<dyn prometheus_client::collector::Collector>) {
+        self.registry.register_collector(c);
     }
 
     /// Adds the time since `since` to a pipeline stage.
