@@ -54,6 +54,7 @@ pub fn http_client(cfg: &AgentConfig) -> anyhow::Result<reqwest::Client> {
     let tls = tls::client_config(out.tls.ca.as_deref(), identity)?;
     Ok(reqwest::Client::builder()
         .use_preconfigured_tls(tls)
+        .user_agent(concat!("logferry-agent/", env!("CARGO_PKG_VERSION")))
         .timeout(out.request_timeout)
         .connect_timeout(std::time::Duration::from_secs(10))
         .pool_idle_timeout(std::time::Duration::from_secs(60))

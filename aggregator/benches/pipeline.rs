@@ -121,6 +121,7 @@ fn run_once(dir: &Path, frames: &[Vec<u8>], workers: usize) -> Outcome {
             StatsSettings::default(),
             workers,
         ))),
+        board: None,
     };
     let cpu_start = process_cpu_secs();
     let start = Instant::now();

@@ -77,6 +77,9 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     for (name, sc) in &cfg.sinks {
         sinks.push(sink::build(name, sc).with_context(|| format!("sink {name}"))?);
     }
+    let sink_board = Arc::new(sink::SinkBoard::new(
+        cfg.sinks.iter().map(|(name, sc)| (name.clone(), sc.kind())),
+    ));
     let limits = DecodeLimits {
         max_frame_bytes: cfg.ingest.max_body_bytes,
         max_raw_bytes: cfg.ingest.max_decompressed_bytes,
@@ -118,6 +121,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         wake: wake.clone(),
         rules: Some(rules.clone()),
         traffic: Some(traffic.clone()),
+        board: Some(sink_board.clone()),
     };
     let pipeline = pipeline::spawn(setup, shutdown.clone()).context("starting the pipeline")?;
 
@@ -130,6 +134,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     let ingest_addr = ingest_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
+    let agents = Arc::new(crate::agents::AgentRegistry::default());
     let state = Arc::new(IngestState {
         tokens: tokens.into_iter().map(String::into_bytes).collect(),
         max_body_bytes: cfg.ingest.max_body_bytes,
@@ -137,6 +142,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         inbox: inbox.clone(),
         wake: wake.clone(),
         metrics: metrics.clone(),
+        agents: agents.clone(),
     });
     let ingest = tokio::spawn(http::serve_tls(
         ingest_listener,
@@ -158,6 +164,8 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         rules: rules.clone(),
         traffic: traffic.clone(),
         notifications: notifications.clone(),
+        agents,
+        sinks: sink_board,
     };
     let admin_shutdown = shutdown.clone();
     let admin = tokio::spawn(async move {

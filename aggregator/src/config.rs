@@ -337,6 +337,16 @@ pub enum SinkConfig {
     Stdout {},
 }
 
+impl SinkConfig {
+    /// The sink's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::File { .. } => "file",
+            SinkConfig::Stdout {} => "stdout",
+        }
+    }
+}
+
 fn default_ingest_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 7400))
 }

@@ -44,6 +44,8 @@ pub struct IngestState {
     pub wake: Arc<Wake>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The agents seen.
+    pub agents: Arc<crate::agents::AgentRegistry>,
 }
 
 impl IngestState {
@@ -129,9 +131,25 @@ async fn post_batch(
     // Decoding (decompression) and the inbox's fsync are blocking work: off the reactor.
     // The decompressed body goes to the inbox with the frame, so the pipeline does not
     // decompress it again.
+    let request_bytes = bytes.len() as u64;
+    let version = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let agents = st.agents.clone();
     let admitted = tokio::task::spawn_blocking(move || -> Result<(Admit, u32), Refusal> {
         let frame = wire::decode_frame(&bytes, &limits).map_err(Refusal::Wire)?;
-        let events = frame.batch().map_err(Refusal::Wire)?.records.len() as u32;
+        let batch = frame.batch().map_err(Refusal::Wire)?;
+        let events = batch.records.len() as u32;
+        let newest_ms = batch
+            .records
+            .iter()
+            .map(|r| r.observed_ms)
+            .max()
+            .unwrap_or(0);
+        let host = batch.host.to_owned();
+        drop(batch);
         let h = frame.header;
         let decoded = Decoded {
             record_count: h.record_count,
@@ -140,6 +158,22 @@ async fn post_batch(
         let admit = inbox
             .admit_decoded(&h.agent_id, &h.stream, h.seq, &bytes, Some(decoded))
             .map_err(Refusal::Storage)?;
+        if matches!(admit, Admit::Accepted | Admit::Duplicate) {
+            let now_ms = logferry_shared::event::Timestamp::now().as_millis().max(0) as u64;
+            agents.record(
+                &crate::agents::BatchSeen {
+                    agent_id: &h.agent_id,
+                    host: &host,
+                    version: &version,
+                    seq: h.seq,
+                    events: u64::from(events),
+                    bytes: request_bytes,
+                    newest_ms,
+                    duplicate: admit == Admit::Duplicate,
+                },
+                now_ms,
+            );
+        }
         Ok((admit, events))
     })
     .await;

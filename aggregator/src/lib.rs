@@ -8,6 +8,7 @@
 //! summaries); the rules' notifications are delivered by [`notify`] on its own thread.
 
 pub mod admin;
+pub mod agents;
 pub mod app;
 pub mod config;
 pub mod http;

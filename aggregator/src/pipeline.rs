@@ -54,7 +54,7 @@ use crate::metrics::{FormatLabel, Metrics, SinkLabel};
 use crate::parse::detect::Detector;
 use crate::render::RenderedLines;
 use crate::rules::RuleSet;
-use crate::sink::Sink;
+use crate::sink::{Sink, SinkBoard};
 use crate::stats::SharedTraffic;
 pub use worker::FrameRenderer;
 use worker::{Failure, Job, Rendered};
@@ -123,6 +123,8 @@ pub struct PipelineSetup {
     pub rules: Option<Arc<RuleSet>>,
     /// Where kept events are counted, one part per worker.
     pub traffic: Option<Arc<SharedTraffic>>,
+    /// Where each sink's writes and failures are shown (same order as `sinks`).
+    pub board: Option<Arc<SinkBoard>>,
 }
 
 /// Starts the pipeline: sinks are rewound to their recorded positions, then the workers
@@ -139,6 +141,7 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
         wake,
         rules,
         traffic,
+        board,
     } = setup;
     rewind_at_start(&inbox, &mut sinks)?;
     let workers = workers.max(1);
@@ -181,6 +184,7 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
                 ready: BTreeMap::new(),
                 round: Round::default(),
                 spare: Vec::new(),
+                board,
             };
             c.run(&shutdown);
             // Closing the queue ends the workers.
@@ -273,6 +277,7 @@ struct Coordinator {
     round: Round,
     /// Output buffers to hand out with the next jobs.
     spare: Vec<RenderedLines>,
+    board: Option<Arc<SinkBoard>>,
 }
 
 impl Coordinator {
@@ -485,7 +490,11 @@ impl Coordinator {
         self.inbox
             .complete(&self.round.keys, &named)
             .map_err(RoundError::Inbox)?;
-        for (sink, n) in self.sinks.iter().zip(&self.round.events) {
+        let now_ms = logferry_shared::event::Timestamp::now().as_millis().max(0) as u64;
+        for (i, (sink, n)) in self.sinks.iter().zip(&self.round.events).enumerate() {
+            if let Some(b) = &self.board {
+                b.written(i, *n, now_ms);
+            }
             self.metrics
                 .sink_events
                 .get_or_create(&SinkLabel {
@@ -503,6 +512,10 @@ impl Coordinator {
     fn recover(&mut self, e: RoundError) {
         match e {
             RoundError::Sink(sink, e) => {
+                if let Some(b) = &self.board {
+                    let now_ms = logferry_shared::event::Timestamp::now().as_millis().max(0) as u64;
+                    b.failed(&sink, e.to_string(), now_ms);
+                }
                 self.metrics
                     .sink_errors
                     .get_or_create(&SinkLabel { sink: sink.clone() })

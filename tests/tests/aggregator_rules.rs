@@ -249,6 +249,18 @@ fn rules_filter_redact_tag_route_alert_and_reload_on_sighup() -> anyhow::Result<
         let v = http::metric(&text, series);
         assert!(v.is_some_and(|v| v > 0.0), "{series}: {v:?}");
     }
+    // The admin API shows the agent and the sinks (open on loopback without tokens).
+    let (status, body) = http::get(&client, &agg.admin_url("/api/agents"))?;
+    assert_eq!(status, 200, "{body}");
+    let agents: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(agents["agents"][0]["agent_id"], "e2e-rules");
+    assert_eq!(agents["agents"][0]["batches"], 4);
+    let (status, body) = http::get(&client, &agg.admin_url("/api/sinks"))?;
+    assert_eq!(status, 200, "{body}");
+    let sinks: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(sinks["sinks"][0]["name"], "local");
+    assert_eq!(sinks["sinks"][0]["written"], 8);
+    assert_eq!(sinks["sinks"][1]["written"], 10);
     agg.stop()?;
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! - `/healthz` (the process serves requests), `/readyz` (the data dir is writable and the
 //!   inbox is below its limit; 503 with the reason otherwise) and `/metrics`: no token.
 //! - `/api/...`: the rules API ([`rules`]), the traffic summaries and alert states
-//!   (`/api/stats`) and the OpenAPI document (`/api/openapi.json`, [`openapi`]); reads need
+//!   (`/api/stats`), the agents seen (`/api/agents`), the sinks' state (`/api/sinks`) and
+//!   the OpenAPI document (`/api/openapi.json`, [`openapi`]); reads need
 //!   a `viewer` token, changes an `admin` one ([`auth`]).
 //!
 //! Errors are JSON `{"error": ..., "detail": ...}` with the matching status.
@@ -48,6 +49,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/rules/{id}"),
     ("DELETE", "/api/rules/{id}"),
     ("GET", "/api/stats"),
+    ("GET", "/api/agents"),
+    ("GET", "/api/sinks"),
     ("GET", "/api/openapi.json"),
 ];
 
@@ -68,6 +71,10 @@ pub struct AdminState {
     pub traffic: Arc<SharedTraffic>,
     /// Notification delivery counters.
     pub notifications: Arc<DeliveryStats>,
+    /// The agents seen.
+    pub agents: Arc<crate::agents::AgentRegistry>,
+    /// The sinks' state.
+    pub sinks: Arc<crate::sink::SinkBoard>,
 }
 
 /// The admin router.
@@ -81,6 +88,13 @@ pub fn router(state: AdminState) -> Router {
                 .delete(rules::delete),
         )
         .route("/stats", get(stats))
+        .route(
+            "/agents",
+            get(|State(st): State<AdminState>| async move {
+                Json(serde_json::json!({ "agents": st.agents.list() }))
+            }),
+        )
+        .route("/sinks", get(sinks))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .fallback(|| async {
             error(
@@ -147,6 +161,21 @@ fn role_name(r: Role) -> &'static str {
         Role::Viewer => "viewer",
         Role::Admin => "admin",
     }
+}
+
+/// `GET /api/sinks`: each sink's writes and failures, and the queue they share (the
+/// inbox: a batch leaves it once every sink has it).
+async fn sinks(State(st): State<AdminState>) -> Response {
+    Json(serde_json::json!({
+        "sinks": st.sinks.snapshot(),
+        "queue": {
+            "kind": "inbox",
+            "batches": st.inbox.len(),
+            "bytes": st.inbox.bytes(),
+            "max_bytes": st.inbox.max_bytes(),
+        },
+    }))
+    .into_response()
 }
 
 /// `?last=N` on `/api/stats`.

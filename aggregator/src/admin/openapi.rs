@@ -133,6 +133,8 @@ pub fn document() -> Value {
                 "parameters": [{"name": "last", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1}, "description": "Only the last N intervals"}],
                 "responses": stats_responses,
             }},
+            "/api/agents": {"get": op("Agents seen since start: last seen, batches, duplicates, events, bytes, last seq, version, host, delay of the last batch", "200", ok("Agents", json!({"type": "object", "properties": {"agents": {"type": "array", "items": {"type": "object"}}}})), &read, true)},
+            "/api/sinks": {"get": op("Each sink's writes, failures, last write and last error, and the queue they share", "200", ok("Sinks", json!({"type": "object", "properties": {"sinks": {"type": "array", "items": {"type": "object"}}, "queue": {"type": "object"}}})), &read, true)},
             "/api/openapi.json": {"get": op("This document", "200", ok("OpenAPI 3", json!({"type": "object"})), &read, true)},
         },
     })

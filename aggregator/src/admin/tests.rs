@@ -16,6 +16,8 @@ struct Served {
     addr: SocketAddr,
     client: reqwest::Client,
     rules: Arc<RuleSet>,
+    agents: Arc<crate::agents::AgentRegistry>,
+    board: Arc<crate::sink::SinkBoard>,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -55,6 +57,11 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let store = RuleStore::open(&dir.path().join("rules")).unwrap();
     let rules = Arc::new(RuleSet::open(&[], Some(store), crate::rules::tests::ctx()).unwrap());
+    let agents = Arc::new(crate::agents::AgentRegistry::default());
+    let board = Arc::new(crate::sink::SinkBoard::new([
+        ("archive".to_owned(), "file"),
+        ("cloudwatch".to_owned(), "stdout"),
+    ]));
     let state = AdminState {
         metrics: Arc::new(Metrics::new()),
         inbox: Arc::new(Inbox::open(&dir.path().join("inbox"), 1 << 20).unwrap()),
@@ -63,6 +70,8 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
         rules: rules.clone(),
         traffic: Arc::new(SharedTraffic::new(StatsSettings::default(), 2)),
         notifications: Arc::new(DeliveryStats::default()),
+        agents: agents.clone(),
+        sinks: board.clone(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -73,6 +82,8 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
         addr,
         client: crate::notify::http_client(Duration::from_secs(10)).unwrap(),
         rules,
+        agents,
+        board,
         _dir: dir,
         _server: server,
     }
@@ -304,6 +315,54 @@ async fn stats_answer_the_summaries_and_refuse_a_bad_query() {
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "bad query");
+}
+
+#[tokio::test]
+async fn agents_and_sinks_show_what_ingest_and_the_pipeline_recorded() {
+    let s = serve(tokens(), true).await;
+    s.agents.record(
+        &crate::agents::BatchSeen {
+            agent_id: "node-a",
+            host: "node-a.example",
+            version: "logferry-agent/1.2.3",
+            seq: 4,
+            events: 10,
+            bytes: 512,
+            newest_ms: 1_795_341_599_000,
+            duplicate: false,
+        },
+        1_795_341_600_000,
+    );
+    s.board.written(0, 10, 1_795_341_600_000);
+    s.board
+        .failed("cloudwatch", "disk full".into(), 1_795_341_600_500);
+    let (st, body) = s
+        .call(reqwest::Method::GET, "/api/agents", Some("view"), None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let a = &body["agents"][0];
+    assert_eq!(a["agent_id"], "node-a");
+    assert_eq!(a["version"], "logferry-agent/1.2.3");
+    assert_eq!(
+        (a["batches"].clone(), a["events"].clone()),
+        (json!(1), json!(10))
+    );
+    assert_eq!(a["last_batch_delay_ms"], 1000);
+    let (st, body) = s
+        .call(reqwest::Method::GET, "/api/sinks", Some("view"), None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body["sinks"][0]["name"], "archive");
+    assert_eq!(body["sinks"][0]["type"], "file");
+    assert_eq!(body["sinks"][0]["written"], 10);
+    assert_eq!(body["sinks"][0]["last_write"], "2026-11-22T10:00:00.000Z");
+    assert_eq!(body["sinks"][1]["failures"], 1);
+    assert_eq!(body["sinks"][1]["last_error"]["message"], "disk full");
+    assert_eq!(body["queue"]["batches"], 0);
+    let (st, _) = s
+        .call(reqwest::Method::GET, "/api/agents", None, None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

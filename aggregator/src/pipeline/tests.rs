@@ -31,6 +31,7 @@ fn start(
         wake: wake.clone(),
         rules: None,
         traffic: None,
+        board: None,
     };
     (spawn(setup, shutdown.clone()).unwrap(), wake)
 }
