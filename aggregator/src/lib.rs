@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod agents;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod inbox;

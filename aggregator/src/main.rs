@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use logferry_aggregator::{app, config::AggregatorConfig};
+use logferry_aggregator::{app, cli, config::AggregatorConfig};
 use logferry_shared::runtime;
 use logferry_shared::tls::DevCerts;
 
@@ -22,12 +22,27 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once at start: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the aggregator (the default).
     Run,
     /// Check the config and exit: 0 if valid, otherwise print the key and the reason.
     Validate,
+    /// Manage rules through a running aggregator's admin API (`list`, `add`, `delete`),
+    /// or try rules on a file of log lines offline (`test`).
+    Rules {
+        #[command(subcommand)]
+        cmd: cli::RulesCommand,
+        /// Admin endpoint, e.g. `http://127.0.0.1:7401` (default: `[admin] listen` of
+        /// --config, else that).
+        #[arg(long)]
+        admin: Option<String>,
+        /// Admin API token.
+        #[arg(long, env = "LOGFERRY_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Generate a development CA, server certificate and client certificate.
     Certs {
         /// Output directory.
@@ -54,6 +69,26 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Rules { cmd, admin, token } => {
+            let cfg = match cli.config.clone().map(|p| load(Some(p))).transpose() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("invalid config: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let target = cli::AdminTarget::resolve(admin, cfg.as_ref(), token);
+            match cli::run(cmd, &target, cfg.as_ref()) {
+                Ok(out) => {
+                    println!("{}", out.trim_end());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
                     ExitCode::FAILURE
                 }
             }

@@ -261,6 +261,40 @@ fn rules_filter_redact_tag_route_alert_and_reload_on_sighup() -> anyhow::Result<
     assert_eq!(sinks["sinks"][0]["name"], "local");
     assert_eq!(sinks["sinks"][0]["written"], 8);
     assert_eq!(sinks["sinks"][1]["written"], 10);
+
+    // The CLI over the API: add a rule, see it listed, see it apply, delete it.
+    let admin = agg.admin_url("");
+    let cli = |args: &[&str]| {
+        let mut all = vec!["rules", "--admin", admin.as_str()];
+        all.extend_from_slice(args);
+        logferry_e2e::aggregator::run_cli(&all, &[])
+    };
+    let added = cli(&[
+        "add",
+        "cli marker",
+        "--contains",
+        "marker",
+        "--tag",
+        "from-cli",
+    ])?;
+    assert!(added.success(), "{added}");
+    assert!(added.stdout.contains("\"cli-marker\""), "{added}");
+    let listed = cli(&["list"])?;
+    assert!(
+        listed.success() && listed.stdout.contains("cli-marker"),
+        "{listed}"
+    );
+    send(&agg, &client, 5, "/var/log/app.log", &["a marker line"])?;
+    messages_through(&local, "a marker line")?;
+    let events = sink::read_events(&local)?;
+    assert_eq!(
+        events.last().map(|e| e["tags"].clone()),
+        Some(serde_json::json!(["from-cli"]))
+    );
+    let deleted = cli(&["delete", "cli-marker"])?;
+    assert!(deleted.success(), "{deleted}");
+    let again = cli(&["delete", "cli-marker"])?;
+    assert!(!again.success() && again.stderr.contains("404"), "{again}");
     agg.stop()?;
     Ok(())
 }
