@@ -122,6 +122,7 @@ fn run_once(dir: &Path, frames: &[Vec<u8>], workers: usize) -> Outcome {
             workers,
         ))),
         board: None,
+        tail: None,
     };
     let cpu_start = process_cpu_secs();
     let start = Instant::now();

@@ -111,6 +111,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         .context("starting the notification thread")?;
     let workers = cfg.pipeline.workers;
     let traffic = Arc::new(SharedTraffic::new(cfg.stats.settings(), workers));
+    let (tail, _) = tokio::sync::broadcast::channel(admin::tail::TAIL_CAPACITY);
     let setup = pipeline::PipelineSetup {
         inbox: inbox.clone(),
         detector,
@@ -122,6 +123,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         rules: Some(rules.clone()),
         traffic: Some(traffic.clone()),
         board: Some(sink_board.clone()),
+        tail: Some(tail.clone()),
     };
     let pipeline = pipeline::spawn(setup, shutdown.clone()).context("starting the pipeline")?;
 
@@ -166,6 +168,9 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         notifications: notifications.clone(),
         agents,
         sinks: sink_board,
+        tail: Some(tail),
+        tails: Arc::new(tokio::sync::Semaphore::new(admin::tail::MAX_TAILS)),
+        shutdown: shutdown.clone(),
     };
     let admin_shutdown = shutdown.clone();
     let admin = tokio::spawn(async move {

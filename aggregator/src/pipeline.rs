@@ -125,7 +125,14 @@ pub struct PipelineSetup {
     pub traffic: Option<Arc<SharedTraffic>>,
     /// Where each sink's writes and failures are shown (same order as `sinks`).
     pub board: Option<Arc<SinkBoard>>,
+    /// Live tail: every frame's kept lines, published when someone listens (a listener
+    /// that falls behind misses batches; the pipeline never waits for it).
+    pub tail: Option<TailSender>,
 }
+
+/// Where rendered lines are published for live tail: one message per frame, its JSON
+/// lines (every kept event, whatever its route).
+pub type TailSender = tokio::sync::broadcast::Sender<Arc<Vec<u8>>>;
 
 /// Starts the pipeline: sinks are rewound to their recorded positions, then the workers
 /// and the coordinator start. The handle is the coordinator's; it joins the workers
@@ -142,6 +149,7 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
         rules,
         traffic,
         board,
+        tail,
     } = setup;
     rewind_at_start(&inbox, &mut sinks)?;
     let workers = workers.max(1);
@@ -185,6 +193,7 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
                 round: Round::default(),
                 spare: Vec::new(),
                 board,
+                tail,
             };
             c.run(&shutdown);
             // Closing the queue ends the workers.
@@ -278,6 +287,7 @@ struct Coordinator {
     /// Output buffers to hand out with the next jobs.
     spare: Vec<RenderedLines>,
     board: Option<Arc<SinkBoard>>,
+    tail: Option<TailSender>,
 }
 
 impl Coordinator {
@@ -428,6 +438,12 @@ impl Coordinator {
                         }
                     }
                     self.metrics.rules_dropped_events.inc_by(stats.dropped);
+                    if let Some(tail) = &self.tail {
+                        if tail.receiver_count() > 0 && !r.out.is_empty() {
+                            // No listener waits: a full channel drops its oldest batch.
+                            let _ = tail.send(Arc::new(r.out.bytes.clone()));
+                        }
+                    }
                     for (format, n) in &stats.per_format {
                         self.metrics
                             .parse_events

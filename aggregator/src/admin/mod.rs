@@ -3,7 +3,7 @@
 //! - `/healthz` (the process serves requests), `/readyz` (the data dir is writable and the
 //!   inbox is below its limit; 503 with the reason otherwise) and `/metrics`: no token.
 //! - `/api/...`: the rules API ([`rules`]), the traffic summaries and alert states
-//!   (`/api/stats`), the agents seen (`/api/agents`), the sinks' state (`/api/sinks`) and
+//!   (`/api/stats`), live tail ([`tail`], `/api/tail`), the agents seen (`/api/agents`), the sinks' state (`/api/sinks`) and
 //!   the OpenAPI document (`/api/openapi.json`, [`openapi`]); reads need
 //!   a `viewer` token, changes an `admin` one ([`auth`]).
 //!
@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod openapi;
 pub mod rules;
+pub mod tail;
 #[cfg(test)]
 mod tests;
 
@@ -49,6 +50,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/rules/{id}"),
     ("DELETE", "/api/rules/{id}"),
     ("GET", "/api/stats"),
+    ("GET", "/api/tail"),
     ("GET", "/api/agents"),
     ("GET", "/api/sinks"),
     ("GET", "/api/openapi.json"),
@@ -75,6 +77,12 @@ pub struct AdminState {
     pub agents: Arc<crate::agents::AgentRegistry>,
     /// The sinks' state.
     pub sinks: Arc<crate::sink::SinkBoard>,
+    /// Where the pipeline publishes lines for live tail.
+    pub tail: Option<crate::pipeline::TailSender>,
+    /// Live tails running, at most [`tail::MAX_TAILS`].
+    pub tails: Arc<tokio::sync::Semaphore>,
+    /// Ends live tails at shutdown.
+    pub shutdown: logferry_shared::runtime::Shutdown,
 }
 
 /// The admin router.
@@ -95,6 +103,7 @@ pub fn router(state: AdminState) -> Router {
             }),
         )
         .route("/sinks", get(sinks))
+        .route("/tail", get(tail::tail))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .fallback(|| async {
             error(

@@ -15,7 +15,7 @@ fn error_responses(codes: &[&str]) -> serde_json::Map<String, Value> {
             "409" => "A rule with this name exists",
             "413" => "Body too large",
             "500" => "The change could not be persisted; nothing changed",
-            "503" => "Not ready; `detail.reason` says why",
+            "503" => "Not ready, or no capacity left; `detail` says why",
             _ => "Error",
         };
         m.insert(
@@ -56,6 +56,11 @@ pub fn document() -> Value {
     add_responses.insert("201".into(), ok("Added", view()));
     let mut put_responses = error_responses(&["400", "401", "403", "404", "409", "413", "500"]);
     put_responses.insert("200".into(), ok("Replaced", view()));
+    let mut tail_responses = error_responses(&["400", "401", "403", "503"]);
+    tail_responses.insert(
+        "200".into(),
+        json!({"description": "Event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}),
+    );
     let mut stats_responses = error_responses(&["400", "401", "403"]);
     stats_responses.insert(
         "200".into(),
@@ -132,6 +137,17 @@ pub fn document() -> Value {
                 "summary": "Traffic summaries per interval, alerts firing now, notification counters",
                 "parameters": [{"name": "last", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1}, "description": "Only the last N intervals"}],
                 "responses": stats_responses,
+            }},
+            "/api/tail": {"get": {
+                "summary": "Live stream of kept events (Server-Sent Events; data: one JSON line; event: lagged with the number of batches missed)",
+                "parameters": [
+                    {"name": "q", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Text the line contains (ASCII case ignored)"},
+                    {"name": "level", "in": "query", "required": false, "schema": {"type": "string"}, "description": "This level or above"},
+                    {"name": "source", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Prefix of source.path"},
+                    {"name": "host", "in": "query", "required": false, "schema": {"type": "string"}},
+                    {"name": "namespace", "in": "query", "required": false, "schema": {"type": "string"}},
+                ],
+                "responses": tail_responses,
             }},
             "/api/agents": {"get": op("Agents seen since start: last seen, batches, duplicates, events, bytes, last seq, version, host, delay of the last batch", "200", ok("Agents", json!({"type": "object", "properties": {"agents": {"type": "array", "items": {"type": "object"}}}})), &read, true)},
             "/api/sinks": {"get": op("Each sink's writes, failures, last write and last error, and the queue they share", "200", ok("Sinks", json!({"type": "object", "properties": {"sinks": {"type": "array", "items": {"type": "object"}}, "queue": {"type": "object"}}})), &read, true)},

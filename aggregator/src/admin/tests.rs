@@ -18,6 +18,8 @@ struct Served {
     rules: Arc<RuleSet>,
     agents: Arc<crate::agents::AgentRegistry>,
     board: Arc<crate::sink::SinkBoard>,
+    tail: crate::pipeline::TailSender,
+    shutdown: logferry_shared::runtime::Shutdown,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -58,6 +60,8 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
     let store = RuleStore::open(&dir.path().join("rules")).unwrap();
     let rules = Arc::new(RuleSet::open(&[], Some(store), crate::rules::tests::ctx()).unwrap());
     let agents = Arc::new(crate::agents::AgentRegistry::default());
+    let (tail, _) = tokio::sync::broadcast::channel(4);
+    let shutdown = logferry_shared::runtime::Shutdown::new();
     let board = Arc::new(crate::sink::SinkBoard::new([
         ("archive".to_owned(), "file"),
         ("cloudwatch".to_owned(), "stdout"),
@@ -72,6 +76,9 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
         notifications: Arc::new(DeliveryStats::default()),
         agents: agents.clone(),
         sinks: board.clone(),
+        tail: Some(tail.clone()),
+        tails: Arc::new(tokio::sync::Semaphore::new(tail::MAX_TAILS)),
+        shutdown: shutdown.clone(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -84,6 +91,8 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
         rules,
         agents,
         board,
+        tail,
+        shutdown,
         _dir: dir,
         _server: server,
     }
@@ -365,6 +374,100 @@ async fn agents_and_sinks_show_what_ingest_and_the_pipeline_recorded() {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 }
 
+/// Reads server-sent events until `n` have arrived (or the stream ends).
+async fn sse_events(resp: &mut reqwest::Response, n: usize) -> Vec<(String, String)> {
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(10), resp.chunk()).await
+        else {
+            break;
+        };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut kind = "message".to_owned();
+            let mut data = String::new();
+            for l in block.lines() {
+                if let Some(k) = l.strip_prefix("event: ") {
+                    kind = k.to_owned();
+                } else if let Some(d) = l.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            if !data.is_empty() {
+                out.push((kind, data));
+            }
+        }
+    }
+    out
+}
+
+fn line(level: &str, ns: &str, msg: &str) -> String {
+    format!(
+        r#"{{"timestamp":"2026-11-22T10:00:00.000Z","level":"{level}","message":"{msg}","host":"h1","source":{{"type":"file","path":"/var/log/pods/{ns}_p/c/0.log"}},"k8s":{{"namespace":"{ns}"}},"fields":{{}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn tail_streams_matching_lines_reports_lag_and_ends_at_shutdown() {
+    let s = serve(tokens(), true).await;
+    let (st, body) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/tail?level=loud",
+            Some("view"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    let mut resp = s
+        .client
+        .get(s.url("/api/tail?level=warn&namespace=shop&q=DB"))
+        .bearer_auth("view")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    // The stream is subscribed once the response started.
+    let frame = [
+        line("error", "shop", "db down"),
+        line("info", "shop", "db fine"),
+        line("error", "other", "db down elsewhere"),
+        line("warn", "shop", "disk"),
+        line("fatal", "shop", "DB gone"),
+    ]
+    .join("\n")
+        + "\n";
+    s.tail.send(Arc::new(frame.into_bytes())).unwrap();
+    let got = sse_events(&mut resp, 2).await;
+    let messages: Vec<String> = got
+        .iter()
+        .map(|(_, d)| {
+            serde_json::from_str::<Value>(d).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(messages, ["db down", "DB gone"]);
+    // Six frames into a channel of four, unread: the listener hears it missed two.
+    for i in 0..6 {
+        s.tail
+            .send(Arc::new(
+                format!("{}\n", line("error", "shop", &format!("db {i}"))).into_bytes(),
+            ))
+            .unwrap();
+    }
+    let got = sse_events(&mut resp, 5).await;
+    assert_eq!(got[0], ("lagged".to_owned(), "2".to_owned()), "{got:?}");
+    assert_eq!(got.len(), 5, "{got:?}");
+    s.shutdown.trigger();
+    let rest = sse_events(&mut resp, 1).await;
+    assert!(rest.is_empty(), "the stream ends at shutdown: {rest:?}");
+}
+
 #[tokio::test]
 async fn the_openapi_document_lists_exactly_the_served_routes() {
     let s = serve(tokens(), true).await;
@@ -406,6 +509,18 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
                 "r"
             })
         });
+        if *path == "/api/tail" {
+            // A stream: only its answer's start is checked.
+            let resp = s
+                .client
+                .get(s.url(path))
+                .bearer_auth("view")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            continue;
+        }
         let concrete = path.replace("{id}", "r");
         let (st, answer) = s.call(method.clone(), &concrete, Some("boss"), body).await;
         assert!(

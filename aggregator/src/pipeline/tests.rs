@@ -32,6 +32,7 @@ fn start(
         rules: None,
         traffic: None,
         board: None,
+        tail: None,
     };
     (spawn(setup, shutdown.clone()).unwrap(), wake)
 }
