@@ -213,40 +213,18 @@ impl Running {
                 "rules were changed at run time and stay in force; the config's rules are not applied"
             ),
         }
+        let differs =
+            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
         let restart_needed = [
-            (
-                "ingest",
-                format!("{:?}", new.ingest) != format!("{:?}", old.ingest),
-            ),
-            (
-                "admin",
-                format!("{:?}", new.admin) != format!("{:?}", old.admin),
-            ),
-            (
-                "sinks",
-                format!("{:?}", new.sinks) != format!("{:?}", old.sinks),
-            ),
-            (
-                "notifiers",
-                format!("{:?}", new.notifiers) != format!("{:?}", old.notifiers),
-            ),
+            ("ingest", differs(&new.ingest, &old.ingest)),
+            ("admin", differs(&new.admin, &old.admin)),
+            ("sinks", differs(&new.sinks, &old.sinks)),
+            ("notifiers", differs(&new.notifiers, &old.notifiers)),
             ("alerts", new.alerts != old.alerts),
-            (
-                "parse",
-                format!("{:?}", new.parse) != format!("{:?}", old.parse),
-            ),
-            (
-                "pipeline",
-                format!("{:?}", new.pipeline) != format!("{:?}", old.pipeline),
-            ),
-            (
-                "stats",
-                format!("{:?}", new.stats) != format!("{:?}", old.stats),
-            ),
-            (
-                "inbox",
-                format!("{:?}", new.inbox) != format!("{:?}", old.inbox),
-            ),
+            ("parse", differs(&new.parse, &old.parse)),
+            ("pipeline", differs(&new.pipeline, &old.pipeline)),
+            ("stats", differs(&new.stats, &old.stats)),
+            ("inbox", differs(&new.inbox, &old.inbox)),
             ("data_dir", new.data_dir != old.data_dir),
         ];
         for (section, changed) in restart_needed {
