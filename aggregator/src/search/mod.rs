@@ -71,6 +71,11 @@ mod segment;
 mod store;
 mod summary;
 
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod tests;
+
 pub use block::{NewEvent, MAX_LINE_BYTES, MAX_NAME_BYTES};
 pub use config::{SearchConfig, StoreSettings};
 pub use query::{LevelSet, Page, Query, QueryError, DEFAULT_LIMIT, MAX_LIMIT};
