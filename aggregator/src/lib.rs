@@ -21,5 +21,6 @@ pub mod parse;
 pub mod pipeline;
 pub mod render;
 pub mod rules;
+pub mod search;
 pub mod sink;
 pub mod stats;

@@ -1,0 +1,82 @@
+//! The bounded local store of recent events behind the admin endpoint's log search
+//! (`GET /api/logs`): the pipeline appends every rendered event ([`EventStore::append`]),
+//! the admin endpoint pages through them newest first ([`EventStore::search`]).
+//!
+//! # Shape
+//!
+//! Events go into an open block in memory; a full block (4,096 events or 1 MiB of lines)
+//! is sealed: its fields are written column by column into a meta section, its JSON lines
+//! back to back into a lines section, each zstd-compressed with a CRC-32, and appended to
+//! the newest segment file in `<data_dir>/search` ([`segment`]). A segment is closed at
+//! an eighth of `max_bytes` (at most 64 MiB) and the next one begun. For each sealed block
+//! a [`summary`] stays in memory: sequence numbers, time range, levels present and a
+//! Bloom filter of hosts and namespaces, so queries skip blocks without reading them; a
+//! block that may match has its small meta section read first, and its lines only when the
+//! text filter needs them or one of its events makes the page ([`scan`]).
+//!
+//! A query ([`Query`]) filters on text (`q`: the JSON line contains it, ignoring ASCII
+//! case), levels (at least a level), a source path prefix, the exact host and namespace
+//! and a time range on the event timestamp; results come newest first by event timestamp
+//! and then by arrival, with an opaque cursor to the next page that appends do not
+//! disturb ([`query`] says how).
+//!
+//! # Durability
+//!
+//! This is a cache of recent events; the sinks are the record. Nothing is fsynced:
+//! - the open block lives only in memory until it is sealed (when full, at
+//!   [`EventStore::flush`], and when the store is dropped); a crash loses it;
+//! - a sealed block is in the segment file (the page cache) once `append` returns; a crash
+//!   of the machine can lose or tear the newest blocks;
+//! - at start, every block header is checked, and the sections of the newest segment too:
+//!   a torn or corrupt tail is cut off with a warning, an unreadable segment is deleted
+//!   with a warning. Damage further back is found by the checksum when a query reads the
+//!   block, which is then skipped with a warning. Damage never panics and never stops
+//!   the aggregator; opening fails only when the directory itself cannot be used.
+//!
+//! # Bounds
+//!
+//! - Disk: segment files total at most `max_bytes` (the oldest segments are deleted, whole,
+//!   after each seal), and segments whose newest block was sealed more than `max_age` ago
+//!   are deleted after each seal and at [`EventStore::expire`]; queries skip expired blocks
+//!   even before that.
+//! - Memory: the open block (at most 4,096 events and 1 MiB of lines plus one line of at
+//!   most 1 MiB, ~19 bytes of columns per event and its distinct names), a second such
+//!   block while it is being sealed, and about 370 bytes of summary per sealed block, at
+//!   most [`MAX_BLOCKS`] of them (12 MiB; 1 GiB of full blocks is typically a few thousand).
+//!   A query holds the newest `limit + 1` matching lines (`limit` ≤ 1,000) and one block's
+//!   sections at a time.
+//!
+//! # Concurrency
+//!
+//! One `RwLock` guards the index and the blocks in memory. Appends take it for writing
+//! while they copy a batch into the open block and, briefly, twice per seal; compressing
+//! and writing a block happen outside it (the block stays readable from memory meanwhile).
+//! A query takes it for reading to scan the blocks in memory and clone the index (one
+//! `Arc`), then reads sealed blocks with no lock held. Appends, seals and retention are
+//! serialised by a separate mutex that queries never take.
+//!
+//! # Why not tantivy
+//!
+//! A full-text engine would bring a large dependency tree that takes minutes to compile
+//! on this two-core machine, a second copy of every line in its own format, and segment
+//! merging in the background; recent-log search needs substring matching over a bounded
+//! window, newest first, which a linear scan over compressed columns answers within the
+//! latency target (`benches/search.rs`).
+
+mod block;
+mod config;
+mod query;
+mod scan;
+mod segment;
+mod store;
+mod summary;
+
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod tests;
+
+pub use block::{NewEvent, MAX_LINE_BYTES, MAX_NAME_BYTES};
+pub use config::{SearchConfig, StoreSettings};
+pub use query::{LevelSet, Page, Query, QueryError, DEFAULT_LIMIT, MAX_LIMIT};
+pub use store::{EventStore, StoreStats, MAX_BLOCKS};
