@@ -123,6 +123,7 @@ fn run_once(dir: &Path, frames: &[Vec<u8>], workers: usize) -> Outcome {
         ))),
         board: None,
         tail: None,
+        search: None,
     };
     let cpu_start = process_cpu_secs();
     let start = Instant::now();

@@ -49,6 +49,7 @@ pub struct Running {
     admin: JoinHandle<()>,
     pipeline: std::thread::JoinHandle<()>,
     notify: std::thread::JoinHandle<()>,
+    search_thread: Option<std::thread::JoinHandle<()>>,
     wake: Arc<Wake>,
     /// The rules in force (the admin endpoint's rules API changes them).
     pub rules: Arc<RuleSet>,
@@ -112,6 +113,22 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     let workers = cfg.pipeline.workers;
     let traffic = Arc::new(SharedTraffic::new(cfg.stats.settings(), workers));
     let (tail, _) = tokio::sync::broadcast::channel(admin::tail::TAIL_CAPACITY);
+    // Log search is a cache: if its store cannot be opened, events still flow.
+    let search = match crate::search::EventStore::from_config(&cfg.search, &cfg.data_dir) {
+        Ok(store) => store.map(Arc::new),
+        Err(e) => {
+            tracing::error!(error = %e, dir = %crate::search::SearchConfig::dir(&cfg.data_dir).display(), "cannot open the log search store; running without log search");
+            None
+        }
+    };
+    let (search_feed, search_thread) = match &search {
+        Some(store) => {
+            let (feed, handle) = pipeline::search_feed::spawn(store.clone(), metrics.clone())
+                .context("starting the search feed")?;
+            (Some(feed), Some(handle))
+        }
+        None => (None, None),
+    };
     let setup = pipeline::PipelineSetup {
         inbox: inbox.clone(),
         detector,
@@ -124,6 +141,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         traffic: Some(traffic.clone()),
         board: Some(sink_board.clone()),
         tail: Some(tail.clone()),
+        search: search_feed,
     };
     let pipeline = pipeline::spawn(setup, shutdown.clone()).context("starting the pipeline")?;
 
@@ -171,6 +189,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         tail: Some(tail),
         tails: Arc::new(tokio::sync::Semaphore::new(admin::tail::MAX_TAILS)),
         shutdown: shutdown.clone(),
+        search,
     };
     let admin_shutdown = shutdown.clone();
     let admin = tokio::spawn(async move {
@@ -192,6 +211,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         admin,
         pipeline,
         notify,
+        search_thread,
         wake,
         rules,
         traffic,
@@ -249,6 +269,13 @@ impl Running {
             .await
             .context("joining the pipeline")?
             .map_err(|_| anyhow::anyhow!("the pipeline panicked"))?;
+        // The pipeline held the search feed: its thread flushes and ends.
+        if let Some(search) = self.search_thread {
+            tokio::task::spawn_blocking(move || search.join())
+                .await
+                .context("joining the search feed")?
+                .map_err(|_| anyhow::anyhow!("the search feed panicked"))?;
+        }
         let notify = self.notify;
         tokio::task::spawn_blocking(move || notify.join())
             .await

@@ -52,6 +52,9 @@ pub struct AggregatorConfig {
     /// Traffic summaries.
     #[serde(default)]
     pub stats: StatsConfig,
+    /// The local store of recent events behind log search (`GET /api/logs`).
+    #[serde(default)]
+    pub search: crate::search::SearchConfig,
 }
 
 /// `[stats]`: the traffic summaries (`GET /api/stats`).
@@ -449,6 +452,7 @@ impl AggregatorConfig {
                 return Err(ConfigError::invalid(key, "must be at least 1"));
             }
         }
+        self.search.validate()?;
         validate_alerts(&self.alerts)?;
         for (name, n) in &self.notifiers {
             n.validate(&format!("notifiers.{name}"))?;

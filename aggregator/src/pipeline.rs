@@ -38,6 +38,7 @@
 //! passed; then it stops taking frames, writes and completes what is in flight, and
 //! returns. Whatever is left is processed after the next start.
 
+pub mod search_feed;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -128,6 +129,8 @@ pub struct PipelineSetup {
     /// Live tail: every frame's kept lines, published when someone listens (a listener
     /// that falls behind misses batches; the pipeline never waits for it).
     pub tail: Option<TailSender>,
+    /// The log search store's feed: every frame's kept lines, dropped when it lags.
+    pub search: Option<search_feed::SearchFeed>,
 }
 
 /// Where rendered lines are published for live tail: one message per frame, its JSON
@@ -150,6 +153,7 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
         traffic,
         board,
         tail,
+        search,
     } = setup;
     rewind_at_start(&inbox, &mut sinks)?;
     let workers = workers.max(1);
@@ -194,6 +198,7 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
                 spare: Vec::new(),
                 board,
                 tail,
+                search,
             };
             c.run(&shutdown);
             // Closing the queue ends the workers.
@@ -288,6 +293,7 @@ struct Coordinator {
     spare: Vec<RenderedLines>,
     board: Option<Arc<SinkBoard>>,
     tail: Option<TailSender>,
+    search: Option<search_feed::SearchFeed>,
 }
 
 impl Coordinator {
@@ -438,12 +444,7 @@ impl Coordinator {
                         }
                     }
                     self.metrics.rules_dropped_events.inc_by(stats.dropped);
-                    if let Some(tail) = &self.tail {
-                        if tail.receiver_count() > 0 && !r.out.is_empty() {
-                            // No listener waits: a full channel drops its oldest batch.
-                            let _ = tail.send(Arc::new(r.out.bytes.clone()));
-                        }
-                    }
+                    self.publish(&r.out);
                     for (format, n) in &stats.per_format {
                         self.metrics
                             .parse_events
@@ -464,6 +465,26 @@ impl Coordinator {
             self.recycle(r.out);
         }
         Ok(())
+    }
+
+    /// Hands the frame's lines to live tail (when someone listens) and to the search
+    /// store; neither is waited for.
+    fn publish(&self, out: &RenderedLines) {
+        if out.is_empty() {
+            return;
+        }
+        let listening = self.tail.as_ref().filter(|t| t.receiver_count() > 0);
+        if listening.is_none() && self.search.is_none() {
+            return;
+        }
+        let lines = Arc::new(out.bytes.clone());
+        if let Some(tail) = listening {
+            // A full channel drops its oldest frame for a listener that lags.
+            let _ = tail.send(lines.clone());
+        }
+        if let Some(search) = &self.search {
+            search.offer(lines);
+        }
     }
 
     fn recycle(&mut self, mut out: RenderedLines) {

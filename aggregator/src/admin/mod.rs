@@ -3,13 +3,14 @@
 //! - `/healthz` (the process serves requests), `/readyz` (the data dir is writable and the
 //!   inbox is below its limit; 503 with the reason otherwise) and `/metrics`: no token.
 //! - `/api/...`: the rules API ([`rules`]), the traffic summaries and alert states
-//!   (`/api/stats`), live tail ([`tail`], `/api/tail`), the agents seen (`/api/agents`), the sinks' state (`/api/sinks`) and
+//!   (`/api/stats`), log search ([`logs`], `/api/logs`), live tail ([`tail`], `/api/tail`), the agents seen (`/api/agents`), the sinks' state (`/api/sinks`) and
 //!   the OpenAPI document (`/api/openapi.json`, [`openapi`]); reads need
 //!   a `viewer` token, changes an `admin` one ([`auth`]).
 //!
 //! Errors are JSON `{"error": ..., "detail": ...}` with the matching status.
 
 pub mod auth;
+pub mod logs;
 pub mod openapi;
 pub mod rules;
 pub mod tail;
@@ -50,6 +51,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/rules/{id}"),
     ("DELETE", "/api/rules/{id}"),
     ("GET", "/api/stats"),
+    ("GET", "/api/logs"),
     ("GET", "/api/tail"),
     ("GET", "/api/agents"),
     ("GET", "/api/sinks"),
@@ -83,6 +85,8 @@ pub struct AdminState {
     pub tails: Arc<tokio::sync::Semaphore>,
     /// Ends live tails at shutdown.
     pub shutdown: logferry_shared::runtime::Shutdown,
+    /// Recent events for log search, when enabled.
+    pub search: Option<Arc<crate::search::EventStore>>,
 }
 
 /// The admin router.
@@ -104,6 +108,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/sinks", get(sinks))
         .route("/tail", get(tail::tail))
+        .route("/logs", get(logs::logs))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .fallback(|| async {
             error(

@@ -56,6 +56,14 @@ pub fn document() -> Value {
     add_responses.insert("201".into(), ok("Added", view()));
     let mut put_responses = error_responses(&["400", "401", "403", "404", "409", "413", "500"]);
     put_responses.insert("200".into(), ok("Replaced", view()));
+    let mut logs_responses = error_responses(&["400", "401", "403", "503"]);
+    logs_responses.insert(
+        "200".into(),
+        ok(
+            "A page of events",
+            json!({"type": "object", "properties": {"events": {"type": "array", "items": {"type": "object"}}, "next_cursor": {"type": "string", "nullable": true}}}),
+        ),
+    );
     let mut tail_responses = error_responses(&["400", "401", "403", "503"]);
     tail_responses.insert(
         "200".into(),
@@ -137,6 +145,21 @@ pub fn document() -> Value {
                 "summary": "Traffic summaries per interval, alerts firing now, notification counters",
                 "parameters": [{"name": "last", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1}, "description": "Only the last N intervals"}],
                 "responses": stats_responses,
+            }},
+            "/api/logs": {"get": {
+                "summary": "Search recent events, newest first, a page at a time",
+                "parameters": [
+                    {"name": "q", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Text the event's JSON line contains (ASCII case ignored)"},
+                    {"name": "level", "in": "query", "required": false, "schema": {"type": "string"}, "description": "This level or above"},
+                    {"name": "source", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Prefix of source.path"},
+                    {"name": "host", "in": "query", "required": false, "schema": {"type": "string"}},
+                    {"name": "namespace", "in": "query", "required": false, "schema": {"type": "string"}},
+                    {"name": "since", "in": "query", "required": false, "schema": {"type": "string"}, "description": "RFC 3339, epoch ms, or a duration ago (15m); inclusive"},
+                    {"name": "until", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Same forms; exclusive"},
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                    {"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"}, "description": "next_cursor of the previous page"},
+                ],
+                "responses": logs_responses,
             }},
             "/api/tail": {"get": {
                 "summary": "Live stream of kept events (Server-Sent Events; data: one JSON line; event: lagged with the number of batches missed)",

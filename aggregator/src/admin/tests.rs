@@ -20,6 +20,7 @@ struct Served {
     board: Arc<crate::sink::SinkBoard>,
     tail: crate::pipeline::TailSender,
     shutdown: logferry_shared::runtime::Shutdown,
+    search: Arc<crate::search::EventStore>,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -62,6 +63,11 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
     let agents = Arc::new(crate::agents::AgentRegistry::default());
     let (tail, _) = tokio::sync::broadcast::channel(4);
     let shutdown = logferry_shared::runtime::Shutdown::new();
+    let search = Arc::new(
+        crate::search::EventStore::from_config(&crate::search::SearchConfig::default(), dir.path())
+            .unwrap()
+            .unwrap(),
+    );
     let board = Arc::new(crate::sink::SinkBoard::new([
         ("archive".to_owned(), "file"),
         ("cloudwatch".to_owned(), "stdout"),
@@ -79,6 +85,7 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
         tail: Some(tail.clone()),
         tails: Arc::new(tokio::sync::Semaphore::new(tail::MAX_TAILS)),
         shutdown: shutdown.clone(),
+        search: Some(search.clone()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -93,6 +100,7 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
         board,
         tail,
         shutdown,
+        search,
         _dir: dir,
         _server: server,
     }
@@ -466,6 +474,86 @@ async fn tail_streams_matching_lines_reports_lag_and_ends_at_shutdown() {
     s.shutdown.trigger();
     let rest = sse_events(&mut resp, 1).await;
     assert!(rest.is_empty(), "the stream ends at shutdown: {rest:?}");
+}
+
+#[tokio::test]
+async fn logs_search_filters_and_pages_newest_first() {
+    let s = serve(tokens(), true).await;
+    let mut frame = String::new();
+    for i in 0..25 {
+        let (level, ns) = if i % 5 == 0 {
+            ("error", "shop")
+        } else {
+            ("info", "web")
+        };
+        frame.push_str(&line(level, ns, &format!("request {i}")).replace(
+            "2026-11-22T10:00:00.000Z",
+            &format!("2026-11-22T10:00:{i:02}.000Z"),
+        ));
+        frame.push('\n');
+    }
+    let keys = crate::pipeline::search_feed::keys_of(frame.as_bytes());
+    s.search.append(keys.iter().map(|(k, l)| k.event(l)));
+    let get = |path: String| {
+        let s = &s;
+        async move {
+            s.call(reqwest::Method::GET, &path, Some("view"), None)
+                .await
+        }
+    };
+    let (st, body) = get("/api/logs?level=error&namespace=shop".into()).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let messages: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "request 20",
+            "request 15",
+            "request 10",
+            "request 5",
+            "request 0"
+        ]
+    );
+    assert_eq!(body["next_cursor"], Value::Null);
+    // Pages of 10 over the 25 events: each once, newest first.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..5 {
+        let path = match &cursor {
+            Some(c) => format!("/api/logs?limit=10&cursor={c}"),
+            None => "/api/logs?limit=10".to_owned(),
+        };
+        let (st, body) = get(path).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        for e in body["events"].as_array().unwrap() {
+            seen.push(e["message"].as_str().unwrap().to_owned());
+        }
+        cursor = body["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let want: Vec<String> = (0..25).rev().map(|i| format!("request {i}")).collect();
+    assert_eq!(seen, want);
+    let (_, body) =
+        get("/api/logs?q=REQUEST%2012&since=2026-11-22T10:00:10Z&until=1795341615000".into()).await;
+    assert_eq!(body["events"].as_array().unwrap().len(), 1, "{body}");
+    for bad in [
+        "/api/logs?cursor=zzz",
+        "/api/logs?level=loud",
+        "/api/logs?limit=0",
+        "/api/logs?since=soon",
+        "/api/logs?nope=1",
+    ] {
+        let (st, body) = get(bad.into()).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"], "bad query");
+    }
 }
 
 #[tokio::test]

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub parse_errors: Counter,
     /// Events dropped by rules (drop, sample, rate limit).
     pub rules_dropped_events: Counter,
+    /// Frames the search store's feed dropped because it lagged.
+    pub search_dropped_batches: Counter,
     /// Seconds the pipeline spent per stage: which of sinks, disk and parsing holds the
     /// pipeline back.
     pub pipeline_seconds: Family<StageLabel, Counter<f64, AtomicU64>>,
@@ -96,6 +98,7 @@ impl Metrics {
             parse_events: Family::default(),
             parse_errors: Counter::default(),
             rules_dropped_events: Counter::default(),
+            search_dropped_batches: Counter::default(),
             pipeline_seconds: Family::default(),
         };
         registry.register(
@@ -152,6 +155,11 @@ impl Metrics {
             "rules_dropped_events",
             "Events dropped by rules (drop, sample and rate limit actions)",
             m.rules_dropped_events.clone(),
+        );
+        registry.register(
+            "search_dropped_batches",
+            "Batches not indexed for log search because the search feed lagged (they reached the sinks)",
+            m.search_dropped_batches.clone(),
         );
         registry.register(
             "pipeline_stage_seconds",

@@ -33,6 +33,7 @@ fn start(
         traffic: None,
         board: None,
         tail: None,
+        search: None,
     };
     (spawn(setup, shutdown.clone()).unwrap(), wake)
 }

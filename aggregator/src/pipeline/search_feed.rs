@@ -1,0 +1,201 @@
+//! Feeds the log search store ([`crate::search::EventStore`]) from the pipeline, off its
+//! hot path: the coordinator hands each written frame's lines to a bounded channel
+//! ([`SEARCH_QUEUE_FRAMES`]) without waiting; a thread of its own reads the few keys the
+//! store indexes from each JSON line and appends it, and every second flushes the open
+//! block and applies retention.
+//!
+//! The store is a cache of recent events (the sinks are the record): when the feed falls
+//! behind, frames are dropped and counted (`logferry_search_dropped_batches_total`), never
+//! the pipeline slowed. A frame written again after a failed round may be indexed twice.
+
+use std::borrow::Cow;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use logferry_shared::event::{Level, Timestamp};
+use serde::Deserialize;
+
+use crate::metrics::Metrics;
+use crate::search::{EventStore, NewEvent};
+
+/// Frames waiting for the feed, at most.
+pub const SEARCH_QUEUE_FRAMES: usize = 256;
+/// How often the open block is flushed and retention applied.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// The coordinator's end of the feed.
+#[derive(Debug, Clone)]
+pub struct SearchFeed {
+    tx: SyncSender<Arc<Vec<u8>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl SearchFeed {
+    /// Hands a frame's JSON lines to the feed; drops (and counts) them when it is full.
+    pub fn offer(&self, lines: Arc<Vec<u8>>) {
+        match self.tx.try_send(lines) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.metrics.search_dropped_batches.inc();
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// Starts the feed thread over `store`; it ends when every [`SearchFeed`] is dropped,
+/// after flushing.
+pub fn spawn(
+    store: Arc<EventStore>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<(SearchFeed, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(SEARCH_QUEUE_FRAMES);
+    let handle = std::thread::Builder::new()
+        .name("search".into())
+        .spawn(move || run(&store, &rx))?;
+    Ok((SearchFeed { tx, metrics }, handle))
+}
+
+fn run(store: &EventStore, rx: &Receiver<Arc<Vec<u8>>>) {
+    let mut last_flush = Instant::now();
+    loop {
+        match rx.recv_timeout(FLUSH_EVERY) {
+            Ok(frame) => {
+                let keys = keys_of(&frame);
+                store.append(keys.iter().map(|(k, line)| k.event(line)));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_flush.elapsed() >= FLUSH_EVERY {
+            store.flush();
+            store.expire();
+            last_flush = Instant::now();
+        }
+    }
+    store.flush();
+}
+
+/// What the store indexes of a line.
+#[derive(Deserialize)]
+pub struct LineKeys<'a> {
+    timestamp: Timestamp,
+    #[serde(default)]
+    level: Option<Level>,
+    #[serde(default, borrow)]
+    host: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    source: Option<SourceKeys<'a>>,
+    #[serde(default, borrow)]
+    k8s: Option<K8sKeys<'a>>,
+}
+
+#[derive(Deserialize)]
+struct SourceKeys<'a> {
+    #[serde(default, borrow)]
+    path: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct K8sKeys<'a> {
+    #[serde(default, borrow)]
+    namespace: Option<Cow<'a, str>>,
+}
+
+impl LineKeys<'_> {
+    /// The store event for `line`, whose keys these are.
+    pub fn event<'k>(&'k self, line: &'k [u8]) -> NewEvent<'k> {
+        NewEvent {
+            timestamp_ms: self.timestamp.as_millis(),
+            level: self.level,
+            host: self.host.as_deref().unwrap_or(""),
+            source: self
+                .source
+                .as_ref()
+                .and_then(|s| s.path.as_deref())
+                .unwrap_or(""),
+            namespace: self.k8s.as_ref().and_then(|k| k.namespace.as_deref()),
+            line,
+        }
+    }
+}
+
+/// Each line of the frame with its keys. A line that does not read as an event (only a
+/// bug in the renderer would make one) is kept with the time it was indexed and no keys.
+pub fn keys_of(frame: &[u8]) -> Vec<(LineKeys<'_>, &[u8])> {
+    frame
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let keys = serde_json::from_slice::<LineKeys<'_>>(line).unwrap_or(LineKeys {
+                timestamp: Timestamp::now(),
+                level: None,
+                host: None,
+                source: None,
+                k8s: None,
+            });
+            (keys, line)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_become_store_events_with_their_keys() {
+        let frame = concat!(
+            r#"{"timestamp":"2026-11-22T10:00:00.500Z","observed_timestamp":"2026-11-22T10:00:01.000Z","level":"error","message":"m \"q\"","host":"node-\"1\"","format":"json","source":{"type":"file","path":"/var/log/pods/shop_a_u/c/0.log"},"k8s":{"namespace":"shop","pod":"a"},"fields":{"x":1},"tags":["t"]}"#,
+            "\n",
+            r#"{"timestamp":"2026-11-22T10:00:02.000Z","observed_timestamp":"2026-11-22T10:00:02.000Z","message":"plain","format":"plain","source":{"type":"file","path":"/var/log/a.log"},"fields":{}}"#,
+            "\n"
+        );
+        let keys = keys_of(frame.as_bytes());
+        let events: Vec<NewEvent<'_>> = keys.iter().map(|(k, l)| k.event(l)).collect();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].timestamp_ms, 1_795_341_600_500);
+        assert_eq!(events[0].level, Some(Level::Error));
+        assert_eq!(events[0].host, "node-\"1\"", "escaped values are read too");
+        assert_eq!(events[0].source, "/var/log/pods/shop_a_u/c/0.log");
+        assert_eq!(events[0].namespace, Some("shop"));
+        assert!(events[0].line.ends_with(br#""tags":["t"]}"#));
+        assert_eq!(events[1].level, None);
+        assert_eq!(events[1].host, "");
+        assert_eq!(events[1].namespace, None);
+    }
+
+    #[test]
+    fn the_feed_appends_flushes_and_counts_what_it_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            EventStore::from_config(&crate::search::SearchConfig::default(), dir.path())
+                .unwrap()
+                .unwrap(),
+        );
+        let metrics = Arc::new(Metrics::new());
+        let (feed, handle) = spawn(store.clone(), metrics.clone()).unwrap();
+        let line = r#"{"timestamp":"2026-11-22T10:00:00.000Z","observed_timestamp":"2026-11-22T10:00:00.000Z","level":"info","message":"hello","host":"h","format":"plain","source":{"type":"file","path":"/p"},"fields":{}}"#;
+        feed.offer(Arc::new(format!("{line}\n{line}\n").into_bytes()));
+        drop(feed);
+        handle.join().unwrap();
+        let page = store
+            .search(&crate::search::Query {
+                text: Some("hello".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(page.lines.len(), 2);
+        // A feed whose thread is busy: the queue fills and further frames are counted.
+        let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+        let stalled = SearchFeed {
+            tx,
+            metrics: metrics.clone(),
+        };
+        for _ in 0..3 {
+            stalled.offer(Arc::new(Vec::new()));
+        }
+        assert_eq!(metrics.search_dropped_batches.get(), 2);
+    }
+}
