@@ -34,6 +34,11 @@ const K8S_ATTRS: [(&str, &str); 4] = [
     ("k8s.pod_uid", "pod_uid"),
 ];
 
+/// Source attribute that sets `source.type` (default `file`), e.g. `syslog` for inputs.
+pub const SOURCE_TYPE_ATTR: &str = "source.type";
+/// Source attribute that sets the event's `host` for that source's lines, over the batch's.
+pub const HOST_ATTR: &str = "host";
+
 /// Pre-rendered JSON for one source: `"source":{...}` and the optional `"k8s":{...}`,
 /// and, per format seen on the source, everything from `"host"` to the end of `"k8s"`
 /// (those keys follow one another and change only with the format), so each line copies
@@ -41,14 +46,20 @@ const K8S_ATTRS: [(&str, &str); 4] = [
 struct SourceJson {
     /// `,"source":{...}` and the optional `,"k8s":{...}`.
     source: Vec<u8>,
+    /// `,"host":..` from the source's `host` attribute (an input's peer), which then
+    /// stands for the batch's host.
+    host: Option<Vec<u8>>,
     /// (format, `,"host":..,"format":"<format>"` + `source`): at most one per parser.
     by_format: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl SourceJson {
     fn new(src: &SourceRef<'_>) -> SourceJson {
+        let attr = |name: &str| src.attrs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         let mut source = Vec::with_capacity(src.path.len() + 40);
-        source.extend_from_slice(br#","source":{"type":"file","path":"#);
+        source.extend_from_slice(br#","source":{"type":"#);
+        write_str(&mut source, attr(SOURCE_TYPE_ATTR).unwrap_or("file"));
+        source.extend_from_slice(br#","path":"#);
         write_str(&mut source, src.path);
         source.push(b'}');
         let mut k8s = false;
@@ -64,8 +75,14 @@ impl SourceJson {
         if k8s {
             source.push(b'}');
         }
+        let host = attr(HOST_ATTR).map(|h| {
+            let mut j = br#","host":"#.to_vec();
+            write_str(&mut j, h);
+            j
+        });
         SourceJson {
             source,
+            host,
             by_format: Vec::new(),
         }
     }
@@ -75,6 +92,7 @@ impl SourceJson {
         let at = match self.by_format.iter().position(|(f, _)| *f == format) {
             Some(at) => at,
             None => {
+                let host = self.host.as_deref().unwrap_or(host);
                 let mut t = Vec::with_capacity(host.len() + format.len() + self.source.len() + 12);
                 t.extend_from_slice(host);
                 t.extend_from_slice(br#","format":""#);
