@@ -364,6 +364,35 @@ mod tests {
     }
 
     #[test]
+    fn a_source_may_name_its_type_and_host() {
+        let mut b = BatchBuilder::new("", 1_795_341_600_123, 256);
+        b.add_source(
+            "syslog+tcp://10.0.0.5/edge",
+            &[(SOURCE_TYPE_ATTR, "syslog"), (HOST_ATTR, "10.0.0.5")],
+        );
+        b.add_source("/var/log/app.log", &[]);
+        b.push(0, 1_795_341_600_123, 0, b"<13>Nov 22 10:00:00 sw1 app: up");
+        b.push(1, 1_795_341_600_123, 0, b"plain words");
+        let mut c = Compressor::new(Codec::None, 0).unwrap();
+        let frame = b.seal("a", "s", 1, &mut c).unwrap();
+        let decoded = decode_frame(&frame, &DecodeLimits::default()).unwrap();
+        let mut detector = Detector::new(crate::parse::Zone::Utc, &[], &[]).unwrap();
+        let mut out = Vec::new();
+        render_batch(&decoded.batch().unwrap(), &mut detector, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let events: Vec<Event> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events[0].source.kind, "syslog");
+        assert_eq!(events[0].host.as_deref(), Some("10.0.0.5"));
+        assert_eq!(events[0].fields["hostname"], "sw1");
+        // Without the attributes: a file, and the batch's host (none here).
+        assert_eq!(events[1].source.kind, "file");
+        assert_eq!(events[1].host, None);
+    }
+
+    #[test]
     fn stderr_lines_get_a_stream_field() {
         let (lines, _) = render(&[
             (1, FLAG_STDERR, b"boom"),
