@@ -1,9 +1,9 @@
 //! Builds the aggregator from its config and runs it until shutdown.
 //!
 //! Shutdown order: stop accepting connections and let in-flight requests finish (bounded
-//! by the drain timeout), then let the pipeline drain the inbox for a few seconds. Every
-//! batch answered 2xx is durable in the inbox before the answer; what the pipeline did not
-//! reach is processed after the next start.
+//! by the drain timeout), let inputs admit what they read, then let the pipeline drain
+//! the inbox for a few seconds. Every batch answered 2xx is durable in the inbox before
+//! the answer; what the pipeline did not reach is processed after the next start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::inbox::Inbox;
 use crate::ingest::{self, IngestState};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Wake};
-use crate::{http, sink};
+use crate::{http, input, sink};
 
 /// A started aggregator.
 #[derive(Debug)]
@@ -30,6 +30,8 @@ pub struct Running {
     pub ingest_addr: SocketAddr,
     /// Where the admin endpoint listens.
     pub admin_addr: SocketAddr,
+    /// The inputs (syslog listeners), stopped before the pipeline drains.
+    pub inputs: input::Inputs,
     shutdown: Shutdown,
     ingest: JoinHandle<()>,
     admin: JoinHandle<()>,
@@ -98,6 +100,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         cfg.ingest.max_connections,
         shutdown.clone(),
     ));
+    let metrics_for_inputs = metrics.clone();
     let admin_state = AdminState {
         metrics,
         inbox: inbox.clone(),
@@ -114,10 +117,21 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     });
     tracing::info!(component = "ingest", addr = %ingest_addr, mtls = cfg.ingest.tls.client_ca.is_some(), "listening");
     tracing::info!(component = "admin", addr = %admin_addr, "listening");
+    let inputs = input::Inputs::start(
+        &cfg.inputs,
+        &input::InputContext {
+            inbox: inbox.clone(),
+            wake: wake.clone(),
+            metrics: metrics_for_inputs,
+            shutdown: shutdown.clone(),
+        },
+    )
+    .await?;
     tracing::info!(waiting_batches = inbox.len(), "aggregator started");
     Ok(Running {
         ingest_addr,
         admin_addr,
+        inputs,
         shutdown,
         ingest,
         admin,
@@ -131,6 +145,7 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.trigger();
         let _ = self.ingest.await;
+        self.inputs.stop().await;
         let _ = tokio::time::timeout(http::DRAIN_TIMEOUT, self.admin).await;
         self.wake.notify();
         let pipeline = self.pipeline;

@@ -49,6 +49,9 @@ pub struct AggregatorConfig {
     /// Named notifiers that `notify` and `alert` actions name.
     #[serde(default)]
     pub notifiers: BTreeMap<String, NotifierConfig>,
+    /// Listeners for clients that are not agents (syslog); see [`crate::input`].
+    #[serde(default)]
+    pub inputs: Vec<crate::input::InputConfig>,
 }
 
 /// A rule error as a config error: `rules[2].when.regex: invalid regex ... (rule `x`)`.
@@ -145,16 +148,39 @@ impl AggregatorConfig {
                 pattern,
             });
         }
+        // Inputs' formats come after the user's entries, which therefore win.
         let sources: Vec<(String, String)> = self
             .parse
             .sources
             .iter()
             .map(|s| (s.path.clone(), s.format.clone()))
+            .chain(self.inputs.iter().filter_map(|i| i.forced_format()))
             .collect();
         Detector::new(zone, &sources, &custom).map_err(|e| match e.split_once(": ") {
-            Some((key, msg)) => ConfigError::invalid(key, msg),
+            Some((key, msg)) => ConfigError::invalid(self.input_key(key), msg),
             None => ConfigError::invalid("parse", e),
         })
+    }
+
+    /// `parse.sources[N].format` for an entry past the user's that came from an input
+    /// names that input's `format` instead.
+    fn input_key(&self, key: &str) -> String {
+        let n = key
+            .strip_prefix("parse.sources[")
+            .and_then(|r| r.split_once(']'))
+            .and_then(|(n, _)| n.parse::<usize>().ok());
+        let forced = self
+            .inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.forced_format().is_some());
+        match n.and_then(|n| n.checked_sub(self.parse.sources.len())) {
+            Some(k) => forced
+                .map(|(j, _)| format!("inputs[{j}].format"))
+                .nth(k)
+                .unwrap_or_else(|| key.to_owned()),
+            None => key.to_owned(),
+        }
     }
 }
 
@@ -357,6 +383,7 @@ impl AggregatorConfig {
                 format!("must be between 1 and {MAX_WORKERS}"),
             ));
         }
+        crate::input::validate(&self.inputs, self.ingest.max_body_bytes)?;
         self.detector()?;
         validate_alerts(&self.alerts)?;
         for (name, n) in &self.notifiers {

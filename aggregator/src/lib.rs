@@ -3,7 +3,7 @@
 //!
 //! Data path: [`ingest`] (HTTPS, auth, limits) → [`wire`](logferry_shared::wire) decode →
 //! [`inbox`] (sled: durable, dedup, bounded) → 2xx; then [`pipeline`]: [`render`] →
-//! [`sink`]s → progress recorded in the inbox.
+//! [`sink`]s → progress recorded in the inbox. [`input`]s (syslog) feed the same inbox.
 //!
 //! Alongside: [`rules`] (filter, route, redact, sample, enrich, alert on parsed events),
 //! [`notify`] (delivering the rules' notifications) and [`stats`] (traffic summaries);
@@ -15,6 +15,7 @@ pub mod config;
 pub mod http;
 pub mod inbox;
 pub mod ingest;
+pub mod input;
 pub mod metrics;
 pub mod notify;
 pub mod parse;
