@@ -64,6 +64,10 @@ pub struct SyslogInputConfig {
     /// partial message kept, flagged `no_newline` (tcp, tls). Default 30s.
     #[serde(default = "default_partial_timeout", with = "humantime_serde")]
     pub partial_timeout: Duration,
+    /// udp: the socket's receive buffer (`SO_RCVBUF`), which absorbs bursts while the
+    /// input is busy; the kernel caps it at `net.core.rmem_max`. Default 4 MiB.
+    #[serde(default = "default_receive_buffer_bytes")]
+    pub receive_buffer_bytes: usize,
     /// A batch is sealed into the inbox once it holds this many bytes. Default 1 MiB.
     #[serde(default = "default_batch_max_bytes")]
     pub batch_max_bytes: usize,
@@ -99,6 +103,9 @@ fn default_idle_timeout() -> Duration {
 }
 fn default_partial_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_receive_buffer_bytes() -> usize {
+    4 << 20
 }
 fn default_batch_max_bytes() -> usize {
     1 << 20
@@ -196,6 +203,12 @@ impl SyslogInputConfig {
             return Err(ConfigError::invalid(
                 k("partial_timeout"),
                 "must be at least 100ms",
+            ));
+        }
+        if !(4096..=1 << 30).contains(&self.receive_buffer_bytes) {
+            return Err(ConfigError::invalid(
+                k("receive_buffer_bytes"),
+                "must be between 4096 and 1 GiB",
             ));
         }
         if self.batch_max_bytes == 0 {

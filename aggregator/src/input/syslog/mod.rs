@@ -54,6 +54,7 @@ pub async fn start(cfg: &SyslogInputConfig, ctx: &InputContext) -> anyhow::Resul
                 .await
                 .with_context(|| format!("listen {} (udp)", cfg.listen))?;
             let addr = socket.local_addr()?;
+            udp::set_receive_buffer(&socket, &name, cfg.receive_buffer_bytes);
             let (tx, feed) = feed::spawn(settings(WhenFull::Drop, UDP_QUEUE_CHUNKS), ctx);
             let udp = udp::UdpListener::new(cfg, socket, tx, ctx.shutdown.clone());
             (addr, vec![tokio::spawn(udp.run()), feed])

@@ -5,8 +5,9 @@
 //! ignored. UDP has no flow control, so the socket is read as fast as datagrams come:
 //! what the feed cannot take is dropped and counted (`queue_full`, `inbox_full`), and the
 //! reader never waits for the inbox. Datagrams the kernel drops because the socket buffer
-//! overflowed never reach us; they show as `RcvbufErrors` in `/proc/net/snmp`
-//! (`net.core.rmem_default` sets the buffer).
+//! overflowed never reach us; they show as `RcvbufErrors` in `/proc/net/snmp`. The
+//! buffer is set to `receive_buffer_bytes` (default 4 MiB, capped by the kernel at
+//! `net.core.rmem_max`) to ride out bursts.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -125,6 +126,25 @@ impl UdpListener {
             .or_insert_with(|| super::origin(Mode::Udp, name, ip));
         let flags = if truncated { FLAG_TRUNCATED } else { 0 };
         chunk.push(origin, message, flags, observed);
+    }
+}
+
+/// Asks for a receive buffer of `bytes`; logs what the kernel granted when it is less
+/// (Linux reports twice the usable size, so half of it is compared).
+pub fn set_receive_buffer(socket: &UdpSocket, name: &str, bytes: usize) {
+    let sock = socket2::SockRef::from(socket);
+    if let Err(e) = sock.set_recv_buffer_size(bytes) {
+        tracing::warn!(input = %name, error = %e, "cannot set the UDP receive buffer");
+        return;
+    }
+    match sock.recv_buffer_size() {
+        Ok(got) if got / 2 < bytes && got < bytes => {
+            tracing::warn!(input = %name, requested = bytes, granted = got, "the kernel capped the UDP receive buffer; raise net.core.rmem_max to absorb larger bursts");
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::debug!(input = %name, error = %e, "cannot read the UDP receive buffer size")
+        }
     }
 }
 
