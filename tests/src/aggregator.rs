@@ -1,5 +1,6 @@
 //! Running `logferry-aggregator` under test.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +29,11 @@ pub struct AggregatorOptions {
     pub max_decompressed_bytes: Option<usize>,
     /// Require client certificates signed by the test CA (`ingest.tls.client_ca`).
     pub mtls: bool,
+    /// TOML appended to the config (e.g. `[[inputs]]` tables).
+    pub extra_config: String,
+    /// Inputs whose `"listening"` line to wait for (component `input.<name>`); their
+    /// addresses end up in [`Aggregator::input_addrs`].
+    pub inputs: Vec<String>,
 }
 
 impl Default for AggregatorOptions {
@@ -39,6 +45,8 @@ impl Default for AggregatorOptions {
             max_body_bytes: None,
             max_decompressed_bytes: None,
             mtls: false,
+            extra_config: String::new(),
+            inputs: Vec::new(),
         }
     }
 }
@@ -53,6 +61,14 @@ impl AggregatorOptions {
     /// Turns on mTLS.
     pub fn mtls(mut self) -> Self {
         self.mtls = true;
+        self
+    }
+
+    /// Appends an input: `toml` is the body of an `[[inputs]]` table without its `name`,
+    /// which is set to `name`.
+    pub fn input(mut self, name: &str, toml: &str) -> Self {
+        self.extra_config += &format!("\n[[inputs]]\nname = {}\n{toml}\n", toml_str(name));
+        self.inputs.push(name.to_owned());
         self
     }
 
@@ -99,6 +115,7 @@ impl AggregatorOptions {
             "\n[sinks.local]\ntype = \"file\"\npath = {}\n",
             toml_path(&self.sink_path(dir))
         );
+        t += &self.extra_config;
         t
     }
 }
@@ -116,6 +133,8 @@ pub struct Aggregator {
     pub sink_path: PathBuf,
     /// The config file it was started with.
     pub config_path: PathBuf,
+    /// Where each of [`AggregatorOptions::inputs`] listens.
+    pub input_addrs: HashMap<String, SocketAddr>,
     options: AggregatorOptions,
 }
 
@@ -159,15 +178,23 @@ impl Aggregator {
             &log,
             &[],
         )?;
-        let addrs = process.wait_listening(&["ingest", "admin"], START_TIMEOUT)?;
+        let mut components = vec!["ingest".to_owned(), "admin".to_owned()];
+        components.extend(options.inputs.iter().map(|n| format!("input.{n}")));
+        let names: Vec<&str> = components.iter().map(String::as_str).collect();
+        let addrs = process.wait_listening(&names, START_TIMEOUT)?;
         let addr = |c: &str| addrs.get(c).copied().context("listening address missing");
         let (ingest_addr, admin_addr) = (addr("ingest")?, addr("admin")?);
+        let mut input_addrs = HashMap::new();
+        for n in &options.inputs {
+            input_addrs.insert(n.clone(), addr(&format!("input.{n}"))?);
+        }
         Ok(Aggregator {
             process,
             ingest_addr,
             admin_addr,
             sink_path: options.sink_path(dir),
             config_path,
+            input_addrs,
             options,
         })
     }
