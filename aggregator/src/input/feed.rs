@@ -253,6 +253,7 @@ pub fn spawn(settings: FeedSettings, ctx: &InputContext) -> (FeedSender, JoinHan
         shutdown: ctx.shutdown.clone(),
         compressor: None,
         pending: None,
+        give_up_at: None,
         log: LogLimiter::default(),
     };
     tracing::debug!(input = %feed.settings.input, agent = %feed.agent_id, stream = %feed.stream, "input feed started");
@@ -281,6 +282,9 @@ struct Feed {
     /// Taken while a batch is sealed on a blocking thread.
     compressor: Option<Compressor>,
     pending: Option<Pending>,
+    /// After shutdown began: when to stop waiting for a full or failing inbox. One
+    /// deadline for the whole feed, so the drain is bounded however much is queued.
+    give_up_at: Option<Instant>,
     log: LogLimiter,
 }
 
@@ -389,7 +393,6 @@ impl Feed {
             body,
         });
         let mut wait = RETRY_FIRST;
-        let mut give_up_at: Option<Instant> = None;
         loop {
             let (inbox, frame2, d) = (self.inbox.clone(), frame.clone(), decoded.take());
             let (agent, stream) = (self.agent_id.clone(), self.stream.clone());
@@ -430,7 +433,9 @@ impl Feed {
                 return;
             }
             if self.shutdown.is_triggered() {
-                let at = *give_up_at.get_or_insert_with(|| Instant::now() + SHUTDOWN_DRAIN);
+                let at = *self
+                    .give_up_at
+                    .get_or_insert_with(|| Instant::now() + SHUTDOWN_DRAIN);
                 if Instant::now() >= at {
                     tracing::error!(input = %self.settings.input, messages, reason, "shutting down and the inbox still refuses a batch; dropped");
                     self.metrics.dropped("shutdown", messages);
@@ -441,7 +446,7 @@ impl Feed {
             }
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                () = self.shutdown.wait(), if give_up_at.is_none() => {}
+                () = self.shutdown.wait(), if self.give_up_at.is_none() => {}
             }
             wait = (wait * 2).min(RETRY_MAX);
         }

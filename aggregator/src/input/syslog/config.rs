@@ -130,7 +130,7 @@ impl SyslogInputConfig {
             .unwrap_or_else(|| format!("syslog_{}", self.mode.name()))
     }
 
-    /// The `source.path` prefix-free glob that matches every source of this input.
+    /// A glob over `source.path` that matches every source of this input and no other's.
     pub fn source_glob(&self) -> String {
         format!(
             "syslog+{}://*/{}",

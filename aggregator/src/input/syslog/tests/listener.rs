@@ -473,3 +473,24 @@ async fn tls_with_client_certificates() {
     .await;
     h.stop().await;
 }
+
+#[tokio::test]
+async fn at_shutdown_a_full_inbox_costs_counted_drops_not_a_hang() {
+    let mut h = Harness::start("mode = \"tcp\"\nbatch_wait = \"10ms\"", 1024).await;
+    // Something that is never processed fills the inbox.
+    h.inbox.admit("other", "s", 1, &[0u8; 2048]).unwrap();
+    let mut c = TcpStream::connect(h.addr()).await.unwrap();
+    c.write_all(b"<13>one\n<13>two\n<13>three\n").await.unwrap();
+    h.wait_metric("logferry_input_messages_total{input=\"syslog_tcp\"}", 3)
+        .await;
+    let began = std::time::Instant::now();
+    h.stop().await;
+    assert!(began.elapsed() < crate::input::STOP_TIMEOUT);
+    h.wait_metric(
+        "logferry_input_dropped_messages_total{input=\"syslog_tcp\",reason=\"shutdown\"}",
+        3,
+    )
+    .await;
+    // Only the filler is in the inbox.
+    assert_eq!(h.inbox.len(), 1);
+}
