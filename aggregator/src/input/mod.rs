@@ -61,9 +61,10 @@ impl<'de> Deserialize<'de> for InputConfig {
         let rest = toml::Value::Table(table);
         let named = |e: serde_path_to_error::Error<toml::de::Error>| {
             let path = e.path().to_string();
+            let inner = e.into_inner();
             match path.as_str() {
-                "." => D::Error::custom(e.into_inner()),
-                _ => D::Error::custom(format!("{path}: {}", e.into_inner())),
+                "." => D::Error::custom(inner.message()),
+                _ => D::Error::custom(format!("{path}: {}", inner.message())),
             }
         };
         match kind.as_str() {
