@@ -53,6 +53,8 @@ use crate::render::{HOST_ATTR, SOURCE_TYPE_ATTR};
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 /// Most peers in one batch; a new one past it seals the batch.
 const MAX_SOURCES: usize = 4096;
+/// A batch's buffer starts this large and grows as messages come.
+const INITIAL_BATCH_CAPACITY: usize = 64 << 10;
 /// zstd level for stored frames: fast, and 4-10× smaller on log lines.
 const ZSTD_LEVEL: i32 = 1;
 /// First and longest wait between two tries to admit a frame the inbox refused.
@@ -319,7 +321,7 @@ impl Feed {
                     builder: BatchBuilder::new(
                         "",
                         rec.observed_ms,
-                        self.settings.batch_max_bytes + (64 << 10),
+                        self.settings.batch_max_bytes.min(INITIAL_BATCH_CAPACITY),
                     ),
                     sources: HashMap::new(),
                     since: Instant::now(),
@@ -373,8 +375,13 @@ impl Feed {
         })
         .await;
         let (frame, body) = match sealed {
-            Ok(Ok(((frame, body), c))) => {
+            Ok(Ok(((frame, mut body), c))) => {
                 self.compressor = Some(c);
+                // The inbox's cache of decoded bodies counts their length, not their
+                // capacity: do not hand it a mostly empty buffer.
+                if body.capacity() > 2 * body.len() {
+                    body.shrink_to_fit();
+                }
                 (Arc::new(frame), body)
             }
             Ok(Err(e)) => {
