@@ -1,9 +1,9 @@
 //! Builds the aggregator from its config and runs it until shutdown.
 //!
 //! Shutdown order: stop accepting connections and let in-flight requests finish (bounded
-//! by the drain timeout), then let the pipeline drain the inbox for a few seconds. Every
-//! batch answered 2xx is durable in the inbox before the answer; what the pipeline did not
-//! reach is processed after the next start.
+//! by the drain timeout), let inputs admit what they read, then let the pipeline drain
+//! the inbox for a few seconds. Every batch answered 2xx is durable in the inbox before
+//! the answer; what the pipeline did not reach is processed after the next start.
 //!
 //! Alongside the data path: the rule set (config rules, or those changed at run time and
 //! persisted in `<data_dir>/rules`), the notification dispatcher (its durable queue in
@@ -31,7 +31,7 @@ use crate::notify::Dispatcher;
 use crate::pipeline::{self, Wake};
 use crate::rules::{Clock, Outbox, RuleSet, SystemClock};
 use crate::stats::SharedTraffic;
-use crate::{http, sink};
+use crate::{http, input, sink};
 
 /// Notifications waiting between the rules and the dispatcher, at most (the dispatcher
 /// drains them every quarter second; more are counted and dropped by the outbox).
@@ -44,6 +44,8 @@ pub struct Running {
     pub ingest_addr: SocketAddr,
     /// Where the admin endpoint listens.
     pub admin_addr: SocketAddr,
+    /// The inputs (syslog listeners), stopped before the pipeline drains.
+    pub inputs: input::Inputs,
     shutdown: Shutdown,
     ingest: JoinHandle<()>,
     admin: JoinHandle<()>,
@@ -176,6 +178,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     if !auth.is_open() && cfg.admin.tokens.is_empty() {
         tracing::warn!(addr = %admin_addr, "the admin API is refused: it listens beyond loopback and [admin] tokens are not configured");
     }
+    let metrics_for_inputs = metrics.clone();
     let admin_state = AdminState {
         metrics,
         inbox: inbox.clone(),
@@ -202,10 +205,21 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     });
     tracing::info!(component = "ingest", addr = %ingest_addr, mtls = cfg.ingest.tls.client_ca.is_some(), "listening");
     tracing::info!(component = "admin", addr = %admin_addr, "listening");
+    let inputs = input::Inputs::start(
+        &cfg.inputs,
+        &input::InputContext {
+            inbox: inbox.clone(),
+            wake: wake.clone(),
+            metrics: metrics_for_inputs,
+            shutdown: shutdown.clone(),
+        },
+    )
+    .await?;
     tracing::info!(waiting_batches = inbox.len(), rules = rules.engine().len(), rules_from = ?rules.origin(), "aggregator started");
     Ok(Running {
         ingest_addr,
         admin_addr,
+        inputs,
         shutdown,
         ingest,
         admin,
@@ -245,6 +259,8 @@ impl Running {
             ("pipeline", differs(&new.pipeline, &old.pipeline)),
             ("stats", differs(&new.stats, &old.stats)),
             ("inbox", differs(&new.inbox, &old.inbox)),
+            ("inputs", differs(&new.inputs, &old.inputs)),
+            ("search", differs(&new.search, &old.search)),
             ("data_dir", new.data_dir != old.data_dir),
         ];
         for (section, changed) in restart_needed {
@@ -262,6 +278,7 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.trigger();
         let _ = self.ingest.await;
+        self.inputs.stop().await;
         let _ = tokio::time::timeout(http::DRAIN_TIMEOUT, self.admin).await;
         self.wake.notify();
         let pipeline = self.pipeline;

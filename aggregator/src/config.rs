@@ -55,6 +55,9 @@ pub struct AggregatorConfig {
     /// The local store of recent events behind log search (`GET /api/logs`).
     #[serde(default)]
     pub search: crate::search::SearchConfig,
+    /// Listeners for clients that are not agents (syslog); see [`crate::input`].
+    #[serde(default)]
+    pub inputs: Vec<crate::input::InputConfig>,
 }
 
 /// `[stats]`: the traffic summaries (`GET /api/stats`).
@@ -206,16 +209,39 @@ impl AggregatorConfig {
                 pattern,
             });
         }
+        // Inputs' formats come after the user's entries, which therefore win.
         let sources: Vec<(String, String)> = self
             .parse
             .sources
             .iter()
             .map(|s| (s.path.clone(), s.format.clone()))
+            .chain(self.inputs.iter().filter_map(|i| i.forced_format()))
             .collect();
         Detector::new(zone, &sources, &custom).map_err(|e| match e.split_once(": ") {
-            Some((key, msg)) => ConfigError::invalid(key, msg),
+            Some((key, msg)) => ConfigError::invalid(self.input_key(key), msg),
             None => ConfigError::invalid("parse", e),
         })
+    }
+
+    /// `parse.sources[N].format` for an entry past the user's that came from an input
+    /// names that input's `format` instead.
+    fn input_key(&self, key: &str) -> String {
+        let n = key
+            .strip_prefix("parse.sources[")
+            .and_then(|r| r.split_once(']'))
+            .and_then(|(n, _)| n.parse::<usize>().ok());
+        let forced = self
+            .inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.forced_format().is_some());
+        match n.and_then(|n| n.checked_sub(self.parse.sources.len())) {
+            Some(k) => forced
+                .map(|(j, _)| format!("inputs[{j}].format"))
+                .nth(k)
+                .unwrap_or_else(|| key.to_owned()),
+            None => key.to_owned(),
+        }
     }
 }
 
@@ -436,6 +462,7 @@ impl AggregatorConfig {
         for (i, t) in self.admin.tokens.iter().enumerate() {
             t.validate(&format!("admin.tokens[{i}]"))?;
         }
+        crate::input::validate(&self.inputs, self.ingest.max_body_bytes)?;
         self.detector()?;
         if self.stats.interval < std::time::Duration::from_secs(1) {
             return Err(ConfigError::invalid(

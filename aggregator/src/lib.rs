@@ -4,8 +4,9 @@
 //! Data path: [`ingest`] (HTTPS, auth, limits) → [`wire`](logferry_shared::wire) decode →
 //! [`inbox`] (sled: durable, dedup, bounded) → 2xx; then [`pipeline`]: [`parse`] →
 //! [`rules`] (filter, route, redact, sample, enrich, alert) → [`render`] → [`sink`]s →
-//! progress recorded in the inbox. Kept events are counted in the [`stats`] (traffic
-//! summaries); the rules' notifications are delivered by [`notify`] on its own thread.
+//! progress recorded in the inbox. [`input`]s (syslog) feed the same inbox. Kept events
+//! are counted in the [`stats`] (traffic summaries) and indexed for log [`search`]; the
+//! rules' notifications are delivered by [`notify`] on its own thread.
 
 pub mod admin;
 pub mod agents;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod http;
 pub mod inbox;
 pub mod ingest;
+pub mod input;
 pub mod metrics;
 pub mod notify;
 pub mod parse;

@@ -42,6 +42,11 @@ const K8S_ATTRS: [(&str, &str); 4] = [
     ("k8s.pod_uid", "pod_uid"),
 ];
 
+/// Source attribute that sets `source.type` (default `file`), e.g. `syslog` for inputs.
+pub const SOURCE_TYPE_ATTR: &str = "source.type";
+/// Source attribute that sets the event's `host` for that source's lines, over the batch's.
+pub const HOST_ATTR: &str = "host";
+
 /// Pre-rendered JSON for one source: `"source":{...}` and the optional `"k8s":{...}`,
 /// and, per format seen on the source, everything from `"host"` to the end of `"k8s"`
 /// (those keys follow one another and change only with the format), so each line copies
@@ -49,14 +54,20 @@ const K8S_ATTRS: [(&str, &str); 4] = [
 struct SourceJson {
     /// `,"source":{...}` and the optional `,"k8s":{...}`.
     source: Vec<u8>,
+    /// `,"host":..` from the source's `host` attribute (an input's peer), which then
+    /// stands for the batch's host.
+    host: Option<Vec<u8>>,
     /// (format, `,"host":..,"format":"<format>"` + `source`): at most one per parser.
     by_format: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl SourceJson {
     fn new(src: &SourceRef<'_>) -> SourceJson {
+        let attr = |name: &str| src.attrs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         let mut source = Vec::with_capacity(src.path.len() + 40);
-        source.extend_from_slice(br#","source":{"type":"file","path":"#);
+        source.extend_from_slice(br#","source":{"type":"#);
+        write_str(&mut source, attr(SOURCE_TYPE_ATTR).unwrap_or("file"));
+        source.extend_from_slice(br#","path":"#);
         write_str(&mut source, src.path);
         source.push(b'}');
         let mut k8s = false;
@@ -72,8 +83,14 @@ impl SourceJson {
         if k8s {
             source.push(b'}');
         }
+        let host = attr(HOST_ATTR).map(|h| {
+            let mut j = br#","host":"#.to_vec();
+            write_str(&mut j, h);
+            j
+        });
         SourceJson {
             source,
+            host,
             by_format: Vec::new(),
         }
     }
@@ -83,6 +100,7 @@ impl SourceJson {
         let at = match self.by_format.iter().position(|(f, _)| *f == format) {
             Some(at) => at,
             None => {
+                let host = self.host.as_deref().unwrap_or(host);
                 let mut t = Vec::with_capacity(host.len() + format.len() + self.source.len() + 12);
                 t.extend_from_slice(host);
                 t.extend_from_slice(br#","format":""#);
@@ -257,6 +275,17 @@ pub fn render_batch(
     let engine = rules.engine;
     let mut sources: Vec<SourceJson> = batch.sources.iter().map(SourceJson::new).collect();
     let k8s: Vec<K8sRef<'_>> = batch.sources.iter().map(k8s_of).collect();
+    // What rules see as the host: the source's own (an input's peer), else the batch's.
+    let hosts: Vec<&str> = batch
+        .sources
+        .iter()
+        .map(|s| {
+            s.attrs
+                .iter()
+                .find(|(k, _)| *k == HOST_ATTR)
+                .map_or(batch.host, |(_, v)| *v)
+        })
+        .collect();
     let mut plans: Vec<SourcePlan> = batch
         .sources
         .iter()
@@ -275,11 +304,12 @@ pub fn render_batch(
     let mut own: (i64, [u8; TIMESTAMP_LEN]) = (i64::MIN, [0; TIMESTAMP_LEN]);
     for rec in &batch.records {
         let src = rec.source as usize;
-        let (Some(plan), Some(source), Some(k8s), Some(src_ref)) = (
+        let (Some(plan), Some(source), Some(k8s), Some(src_ref), Some(ev_host)) = (
             plans.get_mut(src),
             sources.get_mut(src),
             k8s.get(src),
             batch.sources.get(src),
+            hosts.get(src),
         ) else {
             // parse_body guarantees every record's source index is in range.
             continue;
@@ -297,7 +327,7 @@ pub fn render_batch(
         if d.parse_error {
             stats.parse_errors += 1;
         }
-        let mut ev = RuleEvent::new(d.parsed, d.format, batch.host, src_ref.path, *k8s);
+        let mut ev = RuleEvent::new(d.parsed, d.format, ev_host, src_ref.path, *k8s);
         if engine.apply_at(&mut ev, rules.now_ms) == Verdict::Drop {
             stats.dropped += 1;
             continue;
@@ -687,6 +717,56 @@ actions = [{ type = "route", sinks = ["debug"] }]
         assert_eq!(e2.message, r#"{"level":"info", broken}"#);
         assert_eq!(stats.events(), 3);
         assert_eq!(stats.parse_errors, 1);
+    }
+
+    #[test]
+    fn a_source_may_name_its_type_and_host() {
+        let mut b = BatchBuilder::new("", 1_795_341_600_123, 256);
+        b.add_source(
+            "syslog+tcp://10.0.0.5/edge",
+            &[(SOURCE_TYPE_ATTR, "syslog"), (HOST_ATTR, "10.0.0.5")],
+        );
+        b.add_source("/var/log/app.log", &[]);
+        b.push(0, 1_795_341_600_123, 0, b"<13>Nov 22 10:00:00 sw1 app: up");
+        b.push(1, 1_795_341_600_123, 0, b"plain words");
+        let mut c = Compressor::new(Codec::None, 0).unwrap();
+        let frame = b.seal("a", "s", 1, &mut c).unwrap();
+        let decoded = decode_frame(&frame, &DecodeLimits::default()).unwrap();
+        let mut detector = Detector::new(crate::parse::Zone::Utc, &[], &[]).unwrap();
+        let mut out = RenderedLines::default();
+        let engine = crate::rules::engine::Engine::build(
+            &crate::rules::config::rules_from_toml(
+                "[[rules]]\nname = \"h\"\nwhen = { field = \"host\", equals = \"10.0.0.5\" }\nactions = [{ type = \"tag\", tags = [\"peer\"] }]\n",
+            )
+            .unwrap(),
+            &crate::rules::tests::ctx(),
+            None,
+        )
+        .unwrap();
+        let mut rules = RenderRules {
+            engine: &engine,
+            now_ms: 1_795_341_600_000,
+            traffic: None,
+        };
+        render_batch(
+            &decoded.batch().unwrap(),
+            &mut detector,
+            &mut rules,
+            &mut out,
+        );
+        let text = String::from_utf8(out.bytes).unwrap();
+        let events: Vec<Event> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events[0].source.kind, "syslog");
+        assert_eq!(events[0].host.as_deref(), Some("10.0.0.5"));
+        assert_eq!(events[0].fields["hostname"], "sw1");
+        assert_eq!(events[0].tags, ["peer"], "rules see the source's host");
+        assert!(events[1].tags.is_empty());
+        // Without the attributes: a file, and the batch's host (none here).
+        assert_eq!(events[1].source.kind, "file");
+        assert_eq!(events[1].host, None);
     }
 
     #[test]

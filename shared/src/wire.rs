@@ -508,15 +508,30 @@ impl BatchBuilder {
 
     /// Completes the body and encodes the frame.
     pub fn seal(
-        mut self,
+        self,
         agent_id: &str,
         stream: &str,
         seq: u64,
         compressor: &mut codec::Compressor,
     ) -> std::io::Result<Vec<u8>> {
+        self.seal_with_body(agent_id, stream, seq, compressor)
+            .map(|(frame, _)| frame)
+    }
+
+    /// [`BatchBuilder::seal`], also handing back the uncompressed body (what
+    /// [`parse_body`] reads), for a receiver that keeps it instead of decompressing the
+    /// frame again.
+    pub fn seal_with_body(
+        mut self,
+        agent_id: &str,
+        stream: &str,
+        seq: u64,
+        compressor: &mut codec::Compressor,
+    ) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
         put_varint(&mut self.body, u64::from(self.source_count));
         self.body.extend_from_slice(&self.sources);
-        encode_frame(agent_id, stream, seq, self.records, &self.body, compressor)
+        let frame = encode_frame(agent_id, stream, seq, self.records, &self.body, compressor)?;
+        Ok((frame, self.body))
     }
 }
 

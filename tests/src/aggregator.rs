@@ -1,5 +1,6 @@
 //! Running `logferry-aggregator` under test.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,8 +29,11 @@ pub struct AggregatorOptions {
     pub max_decompressed_bytes: Option<usize>,
     /// Require client certificates signed by the test CA (`ingest.tls.client_ca`).
     pub mtls: bool,
-    /// TOML appended to the config (more sinks, rules, notifiers, ...).
-    pub extra: String,
+    /// TOML appended to the config (e.g. `[[inputs]]` tables).
+    pub extra_config: String,
+    /// Inputs whose `"listening"` line to wait for (component `input.<name>`); their
+    /// addresses end up in [`Aggregator::input_addrs`].
+    pub inputs: Vec<String>,
 }
 
 impl Default for AggregatorOptions {
@@ -41,7 +45,8 @@ impl Default for AggregatorOptions {
             max_body_bytes: None,
             max_decompressed_bytes: None,
             mtls: false,
-            extra: String::new(),
+            extra_config: String::new(),
+            inputs: Vec::new(),
         }
     }
 }
@@ -59,6 +64,14 @@ impl AggregatorOptions {
         self
     }
 
+    /// Appends an input: `toml` is the body of an `[[inputs]]` table without its `name`,
+    /// which is set to `name`.
+    pub fn input(mut self, name: &str, toml: &str) -> Self {
+        self.extra_config += &format!("\n[[inputs]]\nname = {}\n{toml}\n", toml_str(name));
+        self.inputs.push(name.to_owned());
+        self
+    }
+
     /// Sets the body limits.
     pub fn limits(mut self, max_body_bytes: usize, max_decompressed_bytes: usize) -> Self {
         self.max_body_bytes = Some(max_body_bytes);
@@ -68,7 +81,7 @@ impl AggregatorOptions {
 
     /// Appends `toml` to the config.
     pub fn extra(mut self, toml: &str) -> Self {
-        self.extra.push_str(toml);
+        self.extra_config.push_str(toml);
         self
     }
 
@@ -108,7 +121,7 @@ impl AggregatorOptions {
             "\n[sinks.local]\ntype = \"file\"\npath = {}\n",
             toml_path(&self.sink_path(dir))
         );
-        t += &self.extra;
+        t += &self.extra_config;
         t
     }
 }
@@ -126,6 +139,8 @@ pub struct Aggregator {
     pub sink_path: PathBuf,
     /// The config file it was started with.
     pub config_path: PathBuf,
+    /// Where each of [`AggregatorOptions::inputs`] listens.
+    pub input_addrs: HashMap<String, SocketAddr>,
     options: AggregatorOptions,
 }
 
@@ -169,15 +184,23 @@ impl Aggregator {
             &log,
             &[],
         )?;
-        let addrs = process.wait_listening(&["ingest", "admin"], START_TIMEOUT)?;
+        let mut components = vec!["ingest".to_owned(), "admin".to_owned()];
+        components.extend(options.inputs.iter().map(|n| format!("input.{n}")));
+        let names: Vec<&str> = components.iter().map(String::as_str).collect();
+        let addrs = process.wait_listening(&names, START_TIMEOUT)?;
         let addr = |c: &str| addrs.get(c).copied().context("listening address missing");
         let (ingest_addr, admin_addr) = (addr("ingest")?, addr("admin")?);
+        let mut input_addrs = HashMap::new();
+        for n in &options.inputs {
+            input_addrs.insert(n.clone(), addr(&format!("input.{n}"))?);
+        }
         Ok(Aggregator {
             process,
             ingest_addr,
             admin_addr,
             sink_path: options.sink_path(dir),
             config_path,
+            input_addrs,
             options,
         })
     }

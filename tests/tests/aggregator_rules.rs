@@ -175,7 +175,7 @@ fn rules_filter_redact_tag_route_alert_and_reload_on_sighup() -> anyhow::Result<
         "\n[[rules]]\nname = \"drop-noise\"\nwhen = { field = \"message\", contains = \"noise\" }\nactions = [{ type = \"drop\" }]\n",
     );
     let base = AggregatorOptions {
-        extra: String::new(),
+        extra_config: String::new(),
         ..agg.options().clone()
     }
     .config_text(&dir);

@@ -42,6 +42,81 @@ pub struct StageLabel {
     pub stage: &'static str,
 }
 
+/// Label naming an input (its configured name: a bounded set).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InputLabel {
+    /// Input name from the config.
+    pub input: String,
+}
+
+/// Label naming an input and why something happened to a message or a connection.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InputReasonLabel {
+    /// Input name from the config.
+    pub input: String,
+    /// A fixed word per case (see [`InputMetrics`]).
+    pub reason: &'static str,
+}
+
+/// Label naming an input and the result of a connection attempt.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InputResultLabel {
+    /// Input name from the config.
+    pub input: String,
+    /// `accepted`, `refused` or `handshake_failed`.
+    pub result: &'static str,
+}
+
+/// One input's metrics, resolved once so the hot path does not hash labels.
+#[derive(Debug, Clone)]
+pub struct InputMetrics {
+    name: String,
+    /// Messages received (counted before any drop, so received = admitted + dropped).
+    pub messages: Counter,
+    /// Bytes read from the network (before TLS decryption for TLS: plaintext bytes).
+    pub bytes: Counter,
+    /// Messages cut to `max_message_bytes`.
+    pub truncated: Counter,
+    /// Messages that are not valid UTF-8 (kept, flagged `invalid_utf8`).
+    pub invalid_utf8: Counter,
+    /// Connections open now.
+    pub open_connections: Gauge,
+    dropped: Family<InputReasonLabel, Counter>,
+    connections: Family<InputResultLabel, Counter>,
+    closed: Family<InputReasonLabel, Counter>,
+}
+
+impl InputMetrics {
+    fn label(&self, reason: &'static str) -> InputReasonLabel {
+        InputReasonLabel {
+            input: self.name.clone(),
+            reason,
+        }
+    }
+
+    /// Counts `n` messages dropped: `inbox_full`, `queue_full`, `storage` (UDP), `shutdown`
+    /// (the inbox refused them until the end), `bad_framing`, `failed` (a bug).
+    pub fn dropped(&self, reason: &'static str, n: u64) {
+        self.dropped.get_or_create(&self.label(reason)).inc_by(n);
+    }
+
+    /// Counts a connection attempt: `accepted`, `refused` (over `max_connections`),
+    /// `handshake_failed`.
+    pub fn connection(&self, result: &'static str) {
+        let label = InputResultLabel {
+            input: self.name.clone(),
+            result,
+        };
+        self.connections.get_or_create(&label).inc();
+    }
+
+    /// Counts a connection closed by either side: `eof`, `idle_timeout`, `slow_client`,
+    /// `bad_framing`, `error`, `shutdown`.
+    pub fn closed(&self, reason: &'static str) {
+        self.closed.get_or_create(&self.label(reason)).inc();
+    }
+}
+
 /// Every metric the aggregator exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -73,6 +148,22 @@ pub struct Metrics {
     /// Seconds the pipeline spent per stage: which of sinks, disk and parsing holds the
     /// pipeline back.
     pub pipeline_seconds: Family<StageLabel, Counter<f64, AtomicU64>>,
+    /// Inputs' messages received (see [`InputMetrics`]).
+    pub input_messages: Family<InputLabel, Counter>,
+    /// Inputs' bytes read.
+    pub input_bytes: Family<InputLabel, Counter>,
+    /// Inputs' messages truncated.
+    pub input_truncated: Family<InputLabel, Counter>,
+    /// Inputs' messages with invalid UTF-8.
+    pub input_invalid_utf8: Family<InputLabel, Counter>,
+    /// Inputs' messages dropped, by reason.
+    pub input_dropped: Family<InputReasonLabel, Counter>,
+    /// Inputs' connection attempts, by result.
+    pub input_connections: Family<InputResultLabel, Counter>,
+    /// Inputs' connections closed, by reason.
+    pub input_closed: Family<InputReasonLabel, Counter>,
+    /// Inputs' open connections.
+    pub input_open_connections: Family<InputLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -100,6 +191,14 @@ impl Metrics {
             rules_dropped_events: Counter::default(),
             search_dropped_batches: Counter::default(),
             pipeline_seconds: Family::default(),
+            input_messages: Family::default(),
+            input_bytes: Family::default(),
+            input_truncated: Family::default(),
+            input_invalid_utf8: Family::default(),
+            input_dropped: Family::default(),
+            input_connections: Family::default(),
+            input_closed: Family::default(),
+            input_open_connections: Family::default(),
         };
         registry.register(
             "ingest_batches",
@@ -166,6 +265,46 @@ impl Metrics {
             "Seconds the pipeline spent writing to sinks, syncing and waiting for workers (coordinator), and idle (workers)",
             m.pipeline_seconds.clone(),
         );
+        registry.register(
+            "input_messages",
+            "Messages received by an input (admitted or dropped)",
+            m.input_messages.clone(),
+        );
+        registry.register(
+            "input_bytes",
+            "Bytes read by an input from the network",
+            m.input_bytes.clone(),
+        );
+        registry.register(
+            "input_truncated_messages",
+            "Messages longer than the input's max_message_bytes, cut to it",
+            m.input_truncated.clone(),
+        );
+        registry.register(
+            "input_invalid_utf8_messages",
+            "Messages that are not valid UTF-8 (kept, flagged invalid_utf8)",
+            m.input_invalid_utf8.clone(),
+        );
+        registry.register(
+            "input_dropped_messages",
+            "Messages an input dropped, by reason",
+            m.input_dropped.clone(),
+        );
+        registry.register(
+            "input_connections",
+            "Connection attempts on an input, by result",
+            m.input_connections.clone(),
+        );
+        registry.register(
+            "input_closed_connections",
+            "Connections an input closed or saw closed, by reason",
+            m.input_closed.clone(),
+        );
+        registry.register(
+            "input_open_connections",
+            "Connections open on an input",
+            m.input_open_connections.clone(),
+        );
         registry.register_collector(Box::new(collectors::ProcessMetrics));
         Metrics { registry, ..m }
     }
@@ -173,6 +312,24 @@ impl Metrics {
     /// Adds a collector read at every scrape (before the metrics are shared).
     pub fn register_collector(&mut self, c: Box<dyn prometheus_client::collector::Collector>) {
         self.registry.register_collector(c);
+    }
+
+    /// The metrics of input `name`, resolved once.
+    pub fn input(&self, name: &str) -> InputMetrics {
+        let label = InputLabel {
+            input: name.to_owned(),
+        };
+        InputMetrics {
+            name: name.to_owned(),
+            messages: self.input_messages.get_or_create(&label).clone(),
+            bytes: self.input_bytes.get_or_create(&label).clone(),
+            truncated: self.input_truncated.get_or_create(&label).clone(),
+            invalid_utf8: self.input_invalid_utf8.get_or_create(&label).clone(),
+            open_connections: self.input_open_connections.get_or_create(&label).clone(),
+            dropped: self.input_dropped.clone(),
+            connections: self.input_connections.clone(),
+            closed: self.input_closed.clone(),
+        }
     }
 
     /// Adds the time since `since` to a pipeline stage.

@@ -1,0 +1,233 @@
+//! Inputs: listeners for clients that are not Logferry agents (syslog today). Each feeds
+//! the same durable inbox as agents' batches, through [`feed`], so parsing, rules, sinks
+//! and the exactly-once file sink work the same for them.
+//!
+//! An input is one folder (`syslog/`) with its config, a pure decoder and its listener,
+//! and one variant of [`InputConfig`]: adding an input touches this file's enum, [`TYPES`]
+//! and the `match`es below, and nothing else.
+//!
+//! Invariants every input keeps:
+//! - What it reads is admitted to the inbox, or dropped with a counted reason
+//!   (`logferry_input_dropped_messages_total`); nothing is lost silently.
+//! - Stream transports read only as fast as the inbox admits (see [`feed`]).
+//! - Connections are bounded by a semaphore, messages by `max_message_bytes`, memory by
+//!   the feed's channel and one batch per input.
+//! - At shutdown a listener stops accepting and reading, hands what it holds to the feed,
+//!   and the feed admits it; [`Inputs::stop`] waits for that, bounded by
+//!   [`STOP_TIMEOUT`].
+
+pub mod feed;
+pub mod syslog;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use logferry_shared::config::ConfigError;
+use logferry_shared::runtime::Shutdown;
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+
+use crate::inbox::Inbox;
+use crate::metrics::Metrics;
+use crate::pipeline::Wake;
+
+/// How long [`Inputs::stop`] waits for listeners and feeds before aborting them.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One `[[inputs]]` entry, selected by `type`.
+#[derive(Debug, Clone)]
+pub enum InputConfig {
+    /// Syslog over UDP, TCP or TLS.
+    Syslog(syslog::SyslogInputConfig),
+}
+
+/// The `type`s of [`InputConfig`].
+const TYPES: &[&str] = &["syslog"];
+
+/// By hand rather than `#[serde(tag = "type")]`: serde buffers an internally tagged
+/// enum's content and so loses the path to a bad key; here the error names it
+/// (`inputs[0]: idle_timeout: invalid value ...`).
+impl<'de> Deserialize<'de> for InputConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(d)?;
+        let kind = match table.remove("type") {
+            Some(toml::Value::String(s)) => s,
+            Some(_) => return Err(D::Error::custom("type: must be a string")),
+            None => return Err(D::Error::missing_field("type")),
+        };
+        let rest = toml::Value::Table(table);
+        let named = |e: serde_path_to_error::Error<toml::de::Error>| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            match path.as_str() {
+                "." => D::Error::custom(inner.message()),
+                _ => D::Error::custom(format!("{path}: {}", inner.message())),
+            }
+        };
+        match kind.as_str() {
+            "syslog" => serde_path_to_error::deserialize(rest)
+                .map(InputConfig::Syslog)
+                .map_err(named),
+            other => Err(D::Error::unknown_variant(other, TYPES)),
+        }
+    }
+}
+
+impl InputConfig {
+    /// The input's name (metrics label, logs, agent id `input:<name>`).
+    pub fn name(&self) -> String {
+        match self {
+            InputConfig::Syslog(c) => c.name(),
+        }
+    }
+
+    /// A `[[parse.sources]]`-style (glob over `source.path`, format) entry that forces
+    /// this input's format, or `None` for `auto`.
+    pub fn forced_format(&self) -> Option<(String, String)> {
+        match self {
+            InputConfig::Syslog(c) => {
+                (c.format != "auto").then(|| (c.source_glob(), c.format.clone()))
+            }
+        }
+    }
+
+    fn validate(&self, key: &str, max_frame_bytes: usize) -> Result<(), ConfigError> {
+        match self {
+            InputConfig::Syslog(c) => c.validate(key, max_frame_bytes),
+        }
+    }
+
+    async fn start(&self, ctx: &InputContext) -> anyhow::Result<Started> {
+        match self {
+            InputConfig::Syslog(c) => syslog::start(c, ctx).await,
+        }
+    }
+}
+
+/// Checks every input and that their names are unique; keys are `inputs[i].…`.
+/// `max_frame_bytes` is the largest frame the pipeline decodes.
+pub fn validate(inputs: &[InputConfig], max_frame_bytes: usize) -> Result<(), ConfigError> {
+    for (i, input) in inputs.iter().enumerate() {
+        let key = format!("inputs[{i}]");
+        input.validate(&key, max_frame_bytes)?;
+        let name = input.name();
+        if inputs[..i].iter().any(|o| o.name() == name) {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                format!("another input is named `{name}`; give each input its own name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What every input needs from the aggregator.
+#[derive(Debug, Clone)]
+pub struct InputContext {
+    /// Where batches go.
+    pub inbox: Arc<Inbox>,
+    /// Wakes the pipeline after a batch is admitted.
+    pub wake: Arc<Wake>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Stops listeners.
+    pub shutdown: Shutdown,
+}
+
+/// A started input: its address and its tasks (listener first, then feed).
+#[derive(Debug)]
+pub struct Started {
+    /// The input's name.
+    pub name: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Tasks to wait for at shutdown, in order.
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Every running input.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    started: Vec<Started>,
+}
+
+impl Inputs {
+    /// Binds and starts every input; an error names the input.
+    pub async fn start(configs: &[InputConfig], ctx: &InputContext) -> anyhow::Result<Inputs> {
+        let mut inputs = Inputs::default();
+        for (i, cfg) in configs.iter().enumerate() {
+            match cfg.start(ctx).await {
+                Ok(s) => inputs.started.push(s),
+                Err(e) => {
+                    inputs.abort();
+                    return Err(e.context(format!("inputs[{i}] ({})", cfg.name())));
+                }
+            }
+        }
+        Ok(inputs)
+    }
+
+    /// (name, bound address) of every input.
+    pub fn addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.started
+            .iter()
+            .map(|s| (s.name.clone(), s.addr))
+            .collect()
+    }
+
+    /// Waits, after shutdown was triggered, for listeners to stop and feeds to admit what
+    /// they hold; tasks still running after [`STOP_TIMEOUT`] are aborted (logged).
+    pub async fn stop(self) {
+        let names: Vec<String> = self.started.iter().map(|s| s.name.clone()).collect();
+        let tasks: Vec<JoinHandle<()>> = self.started.into_iter().flat_map(|s| s.tasks).collect();
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+        let joined = tokio::time::timeout(STOP_TIMEOUT, async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+        .await;
+        if joined.is_err() {
+            tracing::error!(inputs = ?names, "inputs did not stop in time; aborted (unadmitted messages are lost)");
+            for a in aborts {
+                a.abort();
+            }
+        }
+    }
+
+    fn abort(&self) {
+        for t in self.started.iter().flat_map(|s| &s.tasks) {
+            t.abort();
+        }
+    }
+}
+
+/// Lets a repeated warning through at most once per [`LogLimiter::PERIOD`], so a flood of
+/// bad clients cannot flood the log.
+#[derive(Debug, Default)]
+pub struct LogLimiter {
+    last_s: AtomicU64,
+}
+
+impl LogLimiter {
+    /// Least time between two lines.
+    pub const PERIOD: Duration = Duration::from_secs(10);
+
+    /// True if a line may be logged now.
+    pub fn allow(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .max(1);
+        let last = self.last_s.load(Ordering::Relaxed);
+        if last != 0 && now < last + Self::PERIOD.as_secs() {
+            return false;
+        }
+        self.last_s
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+}
