@@ -1,7 +1,8 @@
 //! Search store cost: `cargo bench -p logferry-aggregator --bench search`.
 //!
-//! Renders 1,000,000 realistic events (JSON lines of 200-300 bytes, as the file sink
-//! writes them: 20 hosts, 8 namespaces of 5 pods each, access logs without a level and
+//! Renders 1,000,000 realistic events (JSON lines of 250-320 bytes, as the file sink
+//! writes them: 20 hosts, 8 namespaces of 5 pods each and two node files, access logs
+//! without a level and
 //! application logs at every level, timestamps spread over an hour and a little out of
 //! order between hosts), then
 //! - appends them to a store with the default settings in a temporary directory, in
@@ -11,6 +12,8 @@
 //!   reports p50, p95 and max latency;
 //! - appends 200,000 more events on one thread while another runs the queries in a loop,
 //!   and reports both sides.
+//!
+//! `SEARCH_BENCH_LEVEL=N` sets the zstd level instead of the default (0: uncompressed).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,7 +45,7 @@ struct Generated {
     level: Option<Level>,
     host: String,
     source: String,
-    namespace: String,
+    namespace: Option<String>,
     line: String,
 }
 
@@ -53,7 +56,7 @@ impl Generated {
             level: self.level,
             host: &self.host,
             source: &self.source,
-            namespace: Some(&self.namespace),
+            namespace: self.namespace.as_deref(),
             line: self.line.as_bytes(),
         }
     }
@@ -77,7 +80,14 @@ fn corpus(n: usize, seed: u64, start: i64) -> Vec<Generated> {
         let ns = NAMESPACES[(r >> 8) as usize % NAMESPACES.len()];
         let app = APPS[(r >> 12) as usize % APPS.len()];
         let pod = format!("{app}-{}", (r >> 16) % 5);
-        let source = format!("/var/log/pods/{ns}_{pod}_7d9f-uid/{app}/0.log");
+        // A quarter of the events come from the nodes' own files, without Kubernetes
+        // metadata.
+        let in_pod = (r >> 50) % 4 != 0;
+        let source = if in_pod {
+            format!("/var/log/pods/{ns}_{pod}_7d9f/{app}/0.log")
+        } else {
+            ["/var/log/syslog", "/var/log/nginx/access.log"][(r >> 52) as usize % 2].to_owned()
+        };
         let roll = (r >> 20) % 1000;
         let (level, format, message, fields) = if roll < 350 {
             let status = if roll < 10 { 503 } else { 200 };
@@ -85,12 +95,11 @@ fn corpus(n: usize, seed: u64, start: i64) -> Vec<Generated> {
                 None,
                 "access",
                 format!(
-                    "GET /api/orders/{}?page={} HTTP/1.1 {status} {}",
+                    "GET /api/orders/{} {status} {}",
                     (r >> 24) % 1000,
-                    (r >> 34) % 7,
                     (r >> 40) % 50_000
                 ),
-                format!(r#"{{"status":{status},"method":"GET"}}"#),
+                format!(r#"{{"status":{status}}}"#),
             )
         } else {
             let (level, message) = match roll {
@@ -135,20 +144,29 @@ fn corpus(n: usize, seed: u64, start: i64) -> Vec<Generated> {
                 Some(level),
                 "json",
                 message,
-                format!(r#"{{"request_id":"{:016x}"}}"#, r),
+                if roll % 4 == 0 {
+                    format!(r#"{{"req":"{:08x}"}}"#, r as u32)
+                } else {
+                    "{}".to_owned()
+                },
             )
         };
         let t = Timestamp::from_millis(ts as u64).to_string();
         let level_json = level.map_or(String::new(), |l| format!(r#","level":"{}""#, l.as_str()));
+        let k8s = if in_pod {
+            format!(r#","k8s":{{"namespace":"{ns}","pod":"{pod}","container":"{app}"}}"#)
+        } else {
+            String::new()
+        };
         let line = format!(
-            r#"{{"timestamp":"{t}","observed_timestamp":"{t}"{level_json},"message":"{message}","host":"{host}","format":"{format}","source":{{"type":"file","path":"{source}"}},"k8s":{{"namespace":"{ns}","pod":"{pod}","container":"{app}"}},"fields":{fields}}}"#
+            r#"{{"timestamp":"{t}","observed_timestamp":"{t}"{level_json},"message":"{message}","host":"{host}","format":"{format}","source":{{"type":"file","path":"{source}"}}{k8s},"fields":{fields}}}"#
         );
         out.push(Generated {
             ts,
             level,
             host,
             source,
-            namespace: ns.to_owned(),
+            namespace: in_pod.then(|| ns.to_owned()),
             line,
         });
     }
@@ -304,6 +322,33 @@ fn at_page(store: &EventStore, q: &Query, page: usize) -> (Query, usize) {
     (q, n)
 }
 
+/// CPU time of the whole process so far, every thread included (`/proc/self/stat`, in
+/// clock ticks of 10 ms: summed over many queries the rounding averages out). The
+/// machine is shared, so wall-clock latency depends on what else runs; CPU time does not.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime: fields 14 and 15 of the line, so 11 and 12 counting from 0 after
+    // the command name (ticks of 1/100 s, the usual USER_HZ).
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -319,65 +364,80 @@ fn run_queries(store: &EventStore, kinds: &[(&str, Query, usize)], runs: usize) 
         .map(|(_, q, page)| at_page(store, q, *page))
         .collect();
     let mut times = vec![Vec::with_capacity(runs); kinds.len()];
+    let mut cpu = vec![Duration::ZERO; kinds.len()];
     for _ in 0..runs {
         for (i, (q, _)) in prepared.iter().enumerate() {
-            let start = Instant::now();
+            let (start, start_cpu) = (Instant::now(), cpu_time());
             let page = store.search(q).expect("query");
             times[i].push(start.elapsed());
+            cpu[i] += cpu_time().saturating_sub(start_cpu);
             std::hint::black_box(page);
         }
     }
     println!(
-        "  {:<34} {:>7} {:>9} {:>9} {:>9}",
-        "query (limit 100)", "events", "p50 ms", "p95 ms", "max ms"
+        "  {:<34} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "query (limit 100)", "events", "p50 ms", "p95 ms", "max ms", "cpu ms"
     );
     for (i, (name, _, _)) in kinds.iter().enumerate() {
         let t = &mut times[i];
         t.sort();
         println!(
-            "  {:<34} {:>7} {:>9.2} {:>9.2} {:>9.2}",
+            "  {:<34} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.1}",
             name,
             prepared[i].1,
             ms(percentile(t, 0.5)),
             ms(percentile(t, 0.95)),
-            ms(t[t.len() - 1])
+            ms(t[t.len() - 1]),
+            ms(cpu[i]) / runs as f64
         );
     }
 }
 
-fn append_all(store: &EventStore, events: &[Generated]) -> (f64, Duration) {
+/// Appends in batches: (seconds, CPU seconds, slowest batch).
+fn append_all(store: &EventStore, events: &[Generated]) -> (f64, f64, Duration) {
     let mut slowest = Duration::ZERO;
-    let start = Instant::now();
+    let (start, start_cpu) = (Instant::now(), cpu_time());
     for batch in events.chunks(BATCH) {
         let b = Instant::now();
         store.append(batch.iter().map(Generated::as_new));
         slowest = slowest.max(b.elapsed());
     }
-    (start.elapsed().as_secs_f64(), slowest)
+    let cpu = cpu_time().saturating_sub(start_cpu).as_secs_f64();
+    (start.elapsed().as_secs_f64(), cpu, slowest)
 }
 
 fn main() {
     let events = corpus(EVENTS, 0x2545_f491_4f6c_dd1d, T0);
     let line_bytes: usize = events.iter().map(|e| e.line.len()).sum();
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(
-        EventStore::open(
-            &dir.path().join("search"),
-            StoreSettings::default(),
-            Arc::new(SystemClock),
-        )
-        .expect("open"),
+    let mut settings = StoreSettings::default();
+    if let Some(level) = std::env::var("SEARCH_BENCH_LEVEL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        settings.compression_level = level;
+    }
+    println!(
+        "zstd level {}; load average {} (2 CPUs, shared)",
+        settings.compression_level,
+        load_average()
     );
-    let (secs, slowest) = append_all(&store, &events);
+    let store = Arc::new(
+        EventStore::open(&dir.path().join("search"), settings, Arc::new(SystemClock))
+            .expect("open"),
+    );
+    let (secs, cpu, slowest) = append_all(&store, &events);
     store.flush();
     let stats = store.stats();
     println!(
-        "appended {} events ({:.0} bytes/line average) in {:.2} s: {:.2} M events/s, {:.0} MiB/s of lines; slowest batch of {BATCH}: {:.2} ms",
+        "appended {} events ({:.0} bytes/line average) in {:.2} s ({:.2} CPU s): {:.2} M events/s, {:.0} MiB/s of lines, {:.2} us CPU/event; slowest batch of {BATCH}: {:.2} ms",
         EVENTS,
         line_bytes as f64 / EVENTS as f64,
         secs,
+        cpu,
         EVENTS as f64 / secs / 1e6,
         line_bytes as f64 / secs / (1 << 20) as f64,
+        cpu * 1e6 / EVENTS as f64,
         ms(slowest)
     );
     println!(
@@ -410,7 +470,7 @@ fn main() {
             times
         })
     };
-    let (secs, slowest) = append_all(&store, &more);
+    let (secs, _, slowest) = append_all(&store, &more);
     done.store(true, Ordering::Relaxed);
     let mut times = reader.join().expect("reader");
     times.sort();
@@ -426,4 +486,5 @@ fn main() {
         ms(percentile(&times, 0.95)),
         ms(times[times.len() - 1])
     );
+    println!("load average at the end: {}", load_average());
 }

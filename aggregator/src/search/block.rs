@@ -13,10 +13,13 @@
 //! count × source u16 | count × line end u32`. Names are ids into the block's own name
 //! list ([`NO_NAME`] for a missing namespace), so a block reads without any other state.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 
 use logferry_shared::event::Level;
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::summary::{Bloom, NameKind, Reader, Summary, FLAG_ZSTD};
 
@@ -117,6 +120,17 @@ impl Columns {
         lines.get(start..end).unwrap_or_default()
     }
 
+    fn clear(&mut self) {
+        self.name_ends.clear();
+        self.names.clear();
+        self.ts.clear();
+        self.level.clear();
+        self.host.clear();
+        self.namespace.clear();
+        self.source.clear();
+        self.ends.clear();
+    }
+
     fn add_name(&mut self, name: &str) -> u16 {
         let id = self.name_ends.len() as u16;
         self.names.extend_from_slice(name.as_bytes());
@@ -205,6 +219,30 @@ fn ends(b: &[u8]) -> Option<Vec<u32>> {
     v.windows(2).all(|w| w[0] <= w[1]).then_some(v)
 }
 
+/// A hasher for keys that are hashes already.
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// Name ids by the name's xxh3 hash. Two names with one hash (never seen in practice)
+/// only cost a duplicate name: the second is added again each time it is met.
+type NameIds = HashMap<u64, u16, BuildHasherDefault<Prehashed>>;
+
 /// The block being filled by appends.
 #[derive(Debug)]
 pub struct OpenBlock {
@@ -215,7 +253,7 @@ pub struct OpenBlock {
     /// The events' lines, back to back.
     pub lines: Vec<u8>,
     /// Name ids by kind (host, namespace, source).
-    ids: [HashMap<Box<str>, u16>; 3],
+    ids: [NameIds; 3],
     /// The id each kind got last: consecutive events mostly share their names.
     last: [u16; 3],
     /// Earliest timestamp.
@@ -252,6 +290,21 @@ impl OpenBlock {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.cols.is_empty()
+    }
+
+    /// Empties the block for reuse (keeping its buffers), to start at `first_seq`.
+    pub fn reset(&mut self, first_seq: u64) {
+        self.first_seq = first_seq;
+        self.cols.clear();
+        self.lines.clear();
+        for ids in &mut self.ids {
+            ids.clear();
+        }
+        self.last = [NO_NAME; 3];
+        self.min_ts = i64::MAX;
+        self.max_ts = i64::MIN;
+        self.levels = 0;
+        self.bloom = Bloom::default();
     }
 
     /// The sequence number the next event gets.
@@ -298,11 +351,14 @@ impl OpenBlock {
         if last != NO_NAME && self.cols.name(last) == name.as_bytes() {
             return last;
         }
-        let id = match self.ids[kind].get(name) {
-            Some(&id) => id,
-            None => {
+        let hash = xxh3_64(name.as_bytes());
+        let id = match self.ids[kind].get(&hash) {
+            Some(&id) if self.cols.name(id) == name.as_bytes() => id,
+            found => {
                 let id = self.cols.add_name(name);
-                self.ids[kind].insert(name.into(), id);
+                if found.is_none() {
+                    self.ids[kind].insert(hash, id);
+                }
                 match kind {
                     0 => self.bloom.insert(NameKind::Host, name.as_bytes()),
                     1 => self.bloom.insert(NameKind::Namespace, name.as_bytes()),
@@ -320,12 +376,17 @@ impl OpenBlock {
         &self,
         sealed_ms: u64,
         compressor: Option<&mut zstd::bulk::Compressor<'static>>,
-    ) -> io::Result<SealedBlock> {
+    ) -> io::Result<SealedBlock<'_>> {
         let mut meta_raw = Vec::with_capacity(self.len() * 19 + self.cols.names.len() + 64);
         self.cols.encode(&mut meta_raw);
-        let (flags, meta, lines) = match compressor {
-            Some(c) => (FLAG_ZSTD, c.compress(&meta_raw)?, c.compress(&self.lines)?),
-            None => (0, meta_raw.clone(), self.lines.clone()),
+        let meta_raw_len = meta_raw.len();
+        let (flags, meta, lines): (u8, Cow<'_, [u8]>, Cow<'_, [u8]>) = match compressor {
+            Some(c) => (
+                FLAG_ZSTD,
+                Cow::Owned(c.compress(&meta_raw)?),
+                Cow::Owned(c.compress(&self.lines)?),
+            ),
+            None => (0, Cow::Owned(meta_raw), Cow::Borrowed(&self.lines[..])),
         };
         let len = |n: usize| {
             u32::try_from(n).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "block"))
@@ -338,7 +399,7 @@ impl OpenBlock {
             sealed_ms,
             levels: self.levels,
             flags,
-            meta_raw_len: len(meta_raw.len())?,
+            meta_raw_len: len(meta_raw_len)?,
             meta_len: len(meta.len())?,
             meta_crc: crc32fast::hash(&meta),
             lines_raw_len: len(self.lines.len())?,
@@ -356,13 +417,13 @@ impl OpenBlock {
 
 /// A block ready for its segment file.
 #[derive(Debug)]
-pub struct SealedBlock {
+pub struct SealedBlock<'a> {
     /// Its summary (the block header on disk).
     pub summary: Summary,
     /// The stored meta section.
-    pub meta: Vec<u8>,
+    pub meta: Cow<'a, [u8]>,
     /// The stored lines section.
-    pub lines: Vec<u8>,
+    pub lines: Cow<'a, [u8]>,
 }
 
 /// Why a stored section could not be read back.

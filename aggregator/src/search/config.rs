@@ -99,7 +99,7 @@ pub struct StoreSettings {
     pub max_bytes: u64,
     /// Blocks written longer ago than this are not served and their segments go.
     pub max_age: Duration,
-    /// Events per block, at most (clamped to 1..=65,535).
+    /// Events per block, at most (clamped to 1..=16,384).
     pub block_events: usize,
     /// Line bytes after which a block is sealed.
     pub block_bytes: usize,

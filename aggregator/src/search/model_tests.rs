@@ -184,7 +184,7 @@ fn model(events: &[Ev], s: &QSpec) -> Vec<String> {
         })
         .map(|(i, e)| (e.ts, i, e))
         .collect();
-    hits.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    hits.sort_by_key(|h| std::cmp::Reverse((h.0, h.1)));
     hits.into_iter().map(|(_, _, e)| e.line.clone()).collect()
 }
 

@@ -3,11 +3,15 @@
 //! matches in a heap (the extra one tells whether there is a next page).
 //!
 //! The store hands blocks over newest first (by their latest timestamp), so once the heap
-//! is full a block whose latest event is older than the heap's oldest ends the scan.
+//! is full a block whose latest event is older than the heap's oldest ends the scan. The
+//! newest blocks are scanned on the caller's thread, where most first pages end; a scan
+//! that goes on past them (a rare match, a deep page) is shared by a few threads, each
+//! with its own heap, taking the next block in order and stopping at the oldest match
+//! that any of them holds; their heaps are merged at the end.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use tracing::warn;
 
@@ -149,10 +153,15 @@ impl Filter {
     }
 }
 
+/// Blocks scanned on the caller's thread before others help.
+const ALONE: usize = 2;
+
 /// The newest matches so far.
 #[derive(Debug)]
 pub struct TopK {
     cap: usize,
+    /// Only keys above this are admitted (another heap already holds `cap` newer ones).
+    above: Option<Key>,
     heap: BinaryHeap<Reverse<(Key, Vec<u8>)>>,
 }
 
@@ -161,6 +170,7 @@ impl TopK {
     pub fn new(cap: usize) -> TopK {
         TopK {
             cap,
+            above: None,
             heap: BinaryHeap::with_capacity(cap + 1),
         }
     }
@@ -174,23 +184,35 @@ impl TopK {
     }
 
     fn admits(&self, key: Key) -> bool {
-        self.floor().is_none_or(|f| key > f)
+        self.floor().or(self.above).is_none_or(|f| key > f)
     }
 
     fn push(&mut self, key: Key, line: &[u8]) {
-        if !self.admits(key) {
-            return;
+        if self.admits(key) {
+            self.insert(key, line.to_vec());
         }
+    }
+
+    fn insert(&mut self, key: Key, line: Vec<u8>) {
         if self.heap.len() >= self.cap {
             self.heap.pop();
         }
-        self.heap.push(Reverse((key, line.to_vec())));
+        self.heap.push(Reverse((key, line)));
+    }
+
+    /// Takes in the matches of another heap.
+    fn merge(&mut self, other: TopK) {
+        for Reverse((key, line)) in other.heap {
+            if self.admits(key) {
+                self.insert(key, line);
+            }
+        }
     }
 
     /// The page: the newest `limit` matches, and a cursor when there were more.
     pub fn into_page(self, limit: usize) -> Page {
         let mut all: Vec<(Key, Vec<u8>)> = self.heap.into_iter().map(|Reverse(e)| e).collect();
-        all.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        all.sort_unstable_by_key(|e| Reverse(e.0));
         let next_cursor = (all.len() > limit).then(|| all[limit - 1].0.cursor());
         all.truncate(limit);
         Page {
@@ -242,9 +264,101 @@ pub fn scan_memory(filter: &Filter, block: &OpenBlock, top: &mut TopK, s: &mut S
     s.candidates = candidates;
 }
 
+/// What to do with the next block, given the oldest match kept (`floor`) and the newest
+/// timestamp below which no match can make the page (`stop_below`).
+enum Step {
+    /// This block and all after it are too old.
+    Stop,
+    /// This block is too old.
+    Skip,
+    /// Read it.
+    Scan,
+}
+
+fn step(s: &Summary, floor: Option<Key>, stop_below: i64) -> Step {
+    if s.max_ts < stop_below.max(floor.map_or(i64::MIN, |f| f.ts)) {
+        return Step::Stop;
+    }
+    let newest = Key {
+        ts: s.max_ts,
+        seq: s.last_seq(),
+    };
+    if floor.is_some_and(|f| newest <= f) {
+        return Step::Skip;
+    }
+    Step::Scan
+}
+
+/// Adds the matches of stored `blocks`, ordered newest first by their latest timestamp,
+/// using up to `threads` threads (see the module docs).
+pub fn scan_blocks(
+    filter: &Filter,
+    blocks: &[&StoredBlock],
+    top: &mut TopK,
+    threads: usize,
+    damaged: &AtomicU64,
+) {
+    let mut s = Scratch::default();
+    let mut rest = blocks;
+    while let Some((b, tail)) = rest.split_first() {
+        if threads > 1 && blocks.len() - rest.len() >= ALONE {
+            break;
+        }
+        match step(&b.summary, top.floor(), i64::MIN) {
+            Step::Stop => return,
+            Step::Skip => {}
+            Step::Scan => scan_stored(filter, b, top, &mut s, damaged),
+        }
+        rest = tail;
+    }
+    if rest.is_empty() {
+        return;
+    }
+    let (cap, above) = (top.cap, top.floor());
+    let next = AtomicUsize::new(0);
+    let stop_below = AtomicI64::new(above.map_or(i64::MIN, |f| f.ts));
+    let (next, stop_below) = (&next, &stop_below);
+    let work = move || {
+        let mut mine = TopK::new(cap);
+        mine.above = above;
+        let mut s = Scratch::default();
+        while let Some(b) = rest.get(next.fetch_add(1, Ordering::Relaxed)) {
+            match step(&b.summary, mine.floor(), stop_below.load(Ordering::Relaxed)) {
+                Step::Stop => break,
+                Step::Skip => continue,
+                Step::Scan => scan_stored(filter, b, &mut mine, &mut s, damaged),
+            }
+            // Each heap's oldest match bounds the page for everyone.
+            if let Some(f) = mine.floor() {
+                stop_below.fetch_max(f.ts, Ordering::Relaxed);
+            }
+        }
+        mine
+    };
+    let found: Vec<TopK> = std::thread::scope(|scope| {
+        // This thread works too; a helper that cannot be started is simply not there.
+        let helpers: Vec<_> = (1..threads.min(rest.len()))
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("search-scan".into())
+                    .spawn_scoped(scope, work)
+                    .ok()
+            })
+            .collect();
+        let mut found = vec![work()];
+        for h in helpers {
+            found.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        found
+    });
+    for mine in found {
+        top.merge(mine);
+    }
+}
+
 /// Adds the matches of a stored block. A block that cannot be read is reported (once,
 /// counting it in `damaged`) and skipped.
-pub fn scan_stored(
+fn scan_stored(
     filter: &Filter,
     block: &StoredBlock,
     top: &mut TopK,

@@ -169,7 +169,7 @@ impl Segments {
     /// none being written); once a segment reaches `segment_bytes` the next block starts
     /// another. On a failed write the segment is cut back to where the block began (or, if
     /// that fails too, no longer written), so no torn block stays in the middle of a file.
-    pub fn append(&mut self, block: &SealedBlock, segment_bytes: u64) -> io::Result<Location> {
+    pub fn append(&mut self, block: &SealedBlock<'_>, segment_bytes: u64) -> io::Result<Location> {
         if !self.active {
             self.start()?;
         }
@@ -184,27 +184,30 @@ impl Segments {
         block.summary.encode(buf);
         let crc = crc32fast::hash(&buf[RECORD_PREFIX..]);
         buf[8..12].copy_from_slice(&crc.to_le_bytes());
-        buf.extend_from_slice(&block.meta);
-        buf.extend_from_slice(&block.lines);
         let at = seg.bytes;
-        if let Err(e) = seg.file.file.write_all_at(buf, at) {
-            if seg.file.file.set_len(at).is_err() {
+        let meta_at = at + buf.len() as u64;
+        let lines_at = meta_at + block.meta.len() as u64;
+        let end = lines_at + block.lines.len() as u64;
+        let file = &seg.file.file;
+        let written = file
+            .write_all_at(buf, at)
+            .and_then(|()| file.write_all_at(&block.meta, meta_at))
+            .and_then(|()| file.write_all_at(&block.lines, lines_at));
+        if let Err(e) = written {
+            if file.set_len(at).is_err() {
                 self.active = false;
             }
             return Err(e);
         }
-        seg.bytes += buf.len() as u64;
+        seg.bytes = end;
         seg.blocks += 1;
         seg.newest_sealed_ms = seg.newest_sealed_ms.max(block.summary.sealed_ms);
         let location = Location {
             segment: seg.file.clone(),
-            meta_at: at + (RECORD_PREFIX + SUMMARY_LEN) as u64,
+            meta_at,
         };
         if seg.bytes >= segment_bytes {
             self.active = false;
-        }
-        if self.buf.capacity() > 4 << 20 {
-            self.buf = Vec::new();
         }
         Ok(location)
     }

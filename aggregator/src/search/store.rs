@@ -11,8 +11,8 @@ use tracing::{info, warn};
 
 use super::block::{NewEvent, OpenBlock};
 use super::config::{SearchConfig, StoreSettings};
-use super::query::{Key, Page, Query, QueryError};
-use super::scan::{scan_memory, scan_stored, Filter, Scratch, StoredBlock, TopK};
+use super::query::{Page, Query, QueryError};
+use super::scan::{scan_blocks, scan_memory, Filter, Scratch, StoredBlock, TopK};
 use super::segment::Segments;
 use crate::rules::{Clock, SystemClock};
 
@@ -20,6 +20,8 @@ use crate::rules::{Clock, SystemClock};
 /// never get near it (it is 134 million events); it bounds the summaries' memory (about
 /// 370 bytes a block, so 12 MiB) when many small blocks are sealed by [`EventStore::flush`].
 pub const MAX_BLOCKS: usize = 32_768;
+/// Most threads one query reads sealed blocks with.
+pub const MAX_SCAN_THREADS: usize = 4;
 
 /// What the store holds and has done, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,6 +73,9 @@ struct Writer {
     compressor: Option<zstd::bulk::Compressor<'static>>,
     /// The last block write failed (warnings are logged when this changes).
     failing: bool,
+    /// The last sealed block, emptied, to be the next open block (its buffers are sized
+    /// and paged in already).
+    spare: Option<OpenBlock>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -79,7 +84,7 @@ impl std::fmt::Debug for Writer {
             .field("segments", &self.segments)
             .field("compressed", &self.compressor.is_some())
             .field("failing", &self.failing)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,6 +98,8 @@ pub struct EventStore {
     state: RwLock<State>,
     writer: Mutex<Writer>,
     counters: Counters,
+    /// Threads a long query reads blocks with: the CPUs, at most [`MAX_SCAN_THREADS`].
+    scan_threads: usize,
 }
 
 impl EventStore {
@@ -152,8 +159,12 @@ impl EventStore {
                 segments,
                 compressor,
                 failing: false,
+                spare: None,
             }),
             counters: Counters::default(),
+            scan_threads: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .min(MAX_SCAN_THREADS),
         };
         store.expire();
         let stats = store.stats();
@@ -248,7 +259,14 @@ impl EventStore {
             if st.open.is_empty() {
                 return;
             }
-            let next = OpenBlock::new(st.open.next_seq());
+            let seq = st.open.next_seq();
+            let next = match w.spare.take() {
+                Some(mut b) => {
+                    b.reset(seq);
+                    b
+                }
+                None => OpenBlock::new(seq),
+            };
             let block = Arc::new(std::mem::replace(&mut st.open, next));
             st.sealing = Some(block.clone());
             block
@@ -273,13 +291,14 @@ impl EventStore {
                 Err(e) => Some(e),
             }
         };
+        let lost = block.len();
+        // Queries only look at the sealing block under the lock: it is ours again.
+        w.spare = Arc::try_unwrap(block).ok();
         match failed {
             Some(e) => {
-                self.counters
-                    .lost
-                    .fetch_add(block.len() as u64, Ordering::Relaxed);
+                self.counters.lost.fetch_add(lost as u64, Ordering::Relaxed);
                 if !w.failing {
-                    warn!(dir = %self.dir.display(), error = %e, events = block.len(), "cannot write search block; dropping it (search misses these events until writes succeed)");
+                    warn!(dir = %self.dir.display(), error = %e, events = lost, "cannot write search block; dropping it (search misses these events until writes succeed)");
                 }
                 w.failing = true;
             }
@@ -345,23 +364,13 @@ impl EventStore {
             .filter(|b| b.summary.sealed_ms >= kept_since && !filter.skips_summary(&b.summary))
             .collect();
         order.sort_unstable_by_key(|b| Reverse((b.summary.max_ts, b.summary.first_seq)));
-        for b in order {
-            if let Some(floor) = top.floor() {
-                // Blocks come by latest timestamp, newest first: once one ends before the
-                // oldest match kept, so do all that follow.
-                if b.summary.max_ts < floor.ts {
-                    break;
-                }
-                let newest = Key {
-                    ts: b.summary.max_ts,
-                    seq: b.summary.last_seq(),
-                };
-                if newest <= floor {
-                    continue;
-                }
-            }
-            scan_stored(&filter, b, &mut top, &mut scratch, &self.counters.damaged);
-        }
+        scan_blocks(
+            &filter,
+            &order,
+            &mut top,
+            self.scan_threads,
+            &self.counters.damaged,
+        );
         Ok(top.into_page(filter.limit))
     }
 

@@ -114,7 +114,7 @@ fn expected(evs: &[Ev], keep: impl Fn(&Ev) -> bool) -> Vec<String> {
         .filter(|(_, e)| keep(e))
         .map(|(i, e)| (e.ts, i, e))
         .collect();
-    v.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    v.sort_by_key(|h| std::cmp::Reverse((h.0, h.1)));
     v.into_iter().map(|(_, _, e)| e.line.clone()).collect()
 }
 
@@ -174,7 +174,8 @@ fn every_filter_alone() {
     let (store, evs) = filled(dir.path(), 4);
     let all = walk(&store, &q());
     assert_eq!(all, expected(&evs, |_| true));
-    let cases: Vec<(Query, Box<dyn Fn(&Ev) -> bool>)> = vec![
+    type Keep = Box<dyn Fn(&Ev) -> bool>;
+    let cases: Vec<(Query, Keep)> = vec![
         (
             Query {
                 levels: LevelSet::at_least(Level::Warn),
