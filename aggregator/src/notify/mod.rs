@@ -104,6 +104,22 @@ pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> 
         .map_err(|e| e.to_string())
 }
 
+/// POSTs `body` as JSON with `req` (URL and any headers set) and maps the answer to the
+/// delivery outcome; `what` names the notifier kind in errors (never the URL).
+pub(crate) async fn post_json(
+    req: reqwest::RequestBuilder,
+    body: Vec<u8>,
+    what: &str,
+) -> Result<(), SendError> {
+    let resp = req
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| http_error(e, what))?;
+    http_outcome(resp.status(), what)
+}
+
 /// Maps an HTTP answer to the delivery outcome: 2xx delivered; 408, 429 and 5xx retried;
 /// other statuses refused for good.
 pub(crate) fn http_outcome(status: reqwest::StatusCode, what: &str) -> Result<(), SendError> {

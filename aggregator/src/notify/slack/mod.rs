@@ -2,7 +2,7 @@
 //! secret (whoever has it can post) and is never logged.
 
 use super::config::{NotifierConfig, SecretRef};
-use super::{http_client, http_error, http_outcome, text, Notifier, SendFuture};
+use super::{http_client, post_json, text, Notifier, SendFuture};
 use crate::rules::Notification;
 
 /// A Slack incoming webhook.
@@ -50,17 +50,11 @@ impl Notifier for Slack {
     }
 
     fn send<'a>(&'a self, n: &'a Notification) -> SendFuture<'a> {
-        Box::pin(async move {
-            let resp = self
-                .client
-                .post(&self.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body(n).to_string())
-                .send()
-                .await
-                .map_err(|e| http_error(e, "slack"))?;
-            http_outcome(resp.status(), "slack")
-        })
+        Box::pin(post_json(
+            self.client.post(&self.url),
+            body(n).to_string().into_bytes(),
+            "slack",
+        ))
     }
 }
 

@@ -4,7 +4,7 @@
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
 use super::config::{NotifierConfig, SecretRef};
-use super::{http_client, http_error, http_outcome, Notifier, SendError, SendFuture};
+use super::{http_client, post_json, Notifier, SendError, SendFuture};
 use crate::rules::Notification;
 
 /// A JSON webhook.
@@ -65,16 +65,13 @@ impl Notifier for Webhook {
 
     fn send<'a>(&'a self, n: &'a Notification) -> SendFuture<'a> {
         Box::pin(async move {
-            let resp = self
-                .client
-                .post(&self.url)
-                .headers(self.headers.clone())
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(serde_json::to_vec(n).map_err(|e| SendError::permanent(e.to_string()))?)
-                .send()
-                .await
-                .map_err(|e| http_error(e, "webhook"))?;
-            http_outcome(resp.status(), "webhook")
+            let body = serde_json::to_vec(n).map_err(|e| SendError::permanent(e.to_string()))?;
+            post_json(
+                self.client.post(&self.url).headers(self.headers.clone()),
+                body,
+                "webhook",
+            )
+            .await
         })
     }
 }
