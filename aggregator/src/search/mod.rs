@@ -41,7 +41,8 @@
 //!   even before that.
 //! - Memory: the open block (at most 4,096 events and 1 MiB of lines plus one line of at
 //!   most 1 MiB, ~19 bytes of columns per event and its distinct names), a second such
-//!   block while it is being sealed and a third kept empty for reuse, and about 370 bytes
+//!   block while it is being sealed and a third kept empty for reuse, the sealer's
+//!   compression buffers (about one more block), and about 370 bytes
 //!   of summary per sealed block, at most [`MAX_BLOCKS`] of them (12 MiB; 1 GiB of full
 //!   blocks is typically a few thousand). A query holds, per thread it scans with (at most
 //!   [`MAX_SCAN_THREADS`]), the newest `limit + 1` matching lines (`limit` ≤ 1,000) and one
