@@ -83,6 +83,8 @@ mod store;
 mod summary;
 
 #[cfg(test)]
+mod durability_tests;
+#[cfg(test)]
 mod model_tests;
 #[cfg(test)]
 mod tests;
