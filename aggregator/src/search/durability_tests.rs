@@ -250,3 +250,28 @@ fn unreadable_segments_and_stray_files() {
     assert!(!junk.exists() && !short.exists() && !newer_version.exists());
     assert!(stray.exists());
 }
+
+#[test]
+fn a_block_that_cannot_be_written_is_dropped_and_the_store_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("search");
+    let c = clock();
+    let store = open(&path, settings(4), &c);
+    let evs: Vec<Ev> = (0..12)
+        .map(|i| Ev::new(T0 + i, Some(Level::Warn), "h", None, &format!("e{i}")))
+        .collect();
+    // No directory to start a segment in: the first block is lost, counted.
+    fs::remove_dir(&path).unwrap();
+    store.append(evs[..4].iter().map(Ev::as_new));
+    let stats = store.stats();
+    assert_eq!((stats.lost_total, stats.blocks, stats.events), (4, 0, 0));
+    assert_eq!(walk(&store, &q()), Vec::<String>::new());
+    // Writable again: the next blocks are written, and numbered on.
+    fs::create_dir(&path).unwrap();
+    store.append(evs[4..].iter().map(Ev::as_new));
+    assert_eq!(store.stats().blocks, 2);
+    assert_eq!(walk(&store, &q()), expected(&evs[4..], |_| true));
+    drop(store);
+    let store = open(&path, settings(4), &c);
+    assert_eq!(walk(&store, &q()), expected(&evs[4..], |_| true));
+}
