@@ -328,8 +328,8 @@ impl EventStore {
         }
     }
 
-    /// Runs a query; see [`Query`] for what each filter matches and [`super::query`] for
-    /// the order and the cursor. Reads the open block under the read lock (it is bounded,
+    /// Runs a query; see [`Query`] for what each filter matches and the module docs of
+    /// `query.rs` for the order and the cursor. Reads the open block under the read lock (it is bounded,
     /// so appends wait at most for one block's scan), then the sealed blocks from a
     /// snapshot of the index without any lock. A block found damaged is skipped with a
     /// warning. Errors only for an invalid cursor.
