@@ -1,6 +1,6 @@
 //! One block of events: filled in memory by appends ([`OpenBlock`]), sealed into two
-//! checksummed, compressed sections for a segment file ([`OpenBlock::seal`]), and read
-//! back ([`open_section`], [`Columns::decode`]).
+//! checksummed, compressed sections for a segment file ([`Sealer::seal`]), and read back
+//! ([`open_section`], [`Columns::decode`]).
 //!
 //! A block's events are numbered `first_seq..first_seq + count` in append order. The meta
 //! section holds the block's names and one column per field, so filters on time, level,
@@ -13,7 +13,6 @@
 //! count × source u16 | count × line end u32`. Names are ids into the block's own name
 //! list ([`NO_NAME`] for a missing namespace), so a block reads without any other state.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
@@ -370,42 +369,84 @@ impl OpenBlock {
         self.last[kind] = id;
         id
     }
+}
 
-    /// Encodes and compresses the block (`compressor` `None`: stored as is) and sums it up.
-    pub fn seal(
-        &self,
+/// Encodes and compresses blocks, keeping its zstd context and buffers from block to block
+/// (about one block's worth).
+pub struct Sealer {
+    /// `None`: blocks are stored uncompressed.
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    meta_raw: Vec<u8>,
+    meta: Vec<u8>,
+    lines: Vec<u8>,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("compressed", &self.compressor.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn compress_into(
+    c: &mut zstd::bulk::Compressor<'static>,
+    src: &[u8],
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    out.clear();
+    out.reserve(zstd::zstd_safe::compress_bound(src.len()));
+    c.compress_to_buffer(src, out).map(drop)
+}
+
+impl Sealer {
+    /// A sealer compressing at zstd `level` (0: not compressing).
+    pub fn new(level: i32) -> io::Result<Sealer> {
+        Ok(Sealer {
+            compressor: match level {
+                0 => None,
+                level => Some(zstd::bulk::Compressor::new(level)?),
+            },
+            meta_raw: Vec::new(),
+            meta: Vec::new(),
+            lines: Vec::new(),
+        })
+    }
+
+    /// Encodes and compresses `block` and sums it up.
+    pub fn seal<'a>(
+        &'a mut self,
+        block: &'a OpenBlock,
         sealed_ms: u64,
-        compressor: Option<&mut zstd::bulk::Compressor<'static>>,
-    ) -> io::Result<SealedBlock<'_>> {
-        let mut meta_raw = Vec::with_capacity(self.len() * 19 + self.cols.names.len() + 64);
-        self.cols.encode(&mut meta_raw);
-        let meta_raw_len = meta_raw.len();
-        let (flags, meta, lines): (u8, Cow<'_, [u8]>, Cow<'_, [u8]>) = match compressor {
-            Some(c) => (
-                FLAG_ZSTD,
-                Cow::Owned(c.compress(&meta_raw)?),
-                Cow::Owned(c.compress(&self.lines)?),
-            ),
-            None => (0, Cow::Owned(meta_raw), Cow::Borrowed(&self.lines[..])),
+    ) -> io::Result<SealedBlock<'a>> {
+        self.meta_raw.clear();
+        block.cols.encode(&mut self.meta_raw);
+        let (flags, meta, lines): (u8, &[u8], &[u8]) = match &mut self.compressor {
+            Some(c) => {
+                compress_into(c, &self.meta_raw, &mut self.meta)?;
+                compress_into(c, &block.lines, &mut self.lines)?;
+                (FLAG_ZSTD, &self.meta, &self.lines)
+            }
+            None => (0, &self.meta_raw, &block.lines),
         };
         let len = |n: usize| {
             u32::try_from(n).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "block"))
         };
         let summary = Summary {
-            first_seq: self.first_seq,
-            count: len(self.len())?,
-            min_ts: self.min_ts,
-            max_ts: self.max_ts,
+            first_seq: block.first_seq,
+            count: len(block.len())?,
+            min_ts: block.min_ts,
+            max_ts: block.max_ts,
             sealed_ms,
-            levels: self.levels,
+            levels: block.levels,
             flags,
-            meta_raw_len: len(meta_raw_len)?,
+            meta_raw_len: len(self.meta_raw.len())?,
             meta_len: len(meta.len())?,
-            meta_crc: crc32fast::hash(&meta),
-            lines_raw_len: len(self.lines.len())?,
+            meta_crc: crc32fast::hash(meta),
+            lines_raw_len: len(block.lines.len())?,
             lines_len: len(lines.len())?,
-            lines_crc: crc32fast::hash(&lines),
-            bloom: self.bloom.clone(),
+            lines_crc: crc32fast::hash(lines),
+            bloom: block.bloom.clone(),
         };
         Ok(SealedBlock {
             summary,
@@ -421,9 +462,9 @@ pub struct SealedBlock<'a> {
     /// Its summary (the block header on disk).
     pub summary: Summary,
     /// The stored meta section.
-    pub meta: Cow<'a, [u8]>,
+    pub meta: &'a [u8],
     /// The stored lines section.
-    pub lines: Cow<'a, [u8]>,
+    pub lines: &'a [u8],
 }
 
 /// Why a stored section could not be read back.

@@ -15,8 +15,9 @@ pub const SEGMENT_BYTES: u64 = 64 << 20;
 pub const BLOCK_EVENTS: usize = 4096;
 /// Line bytes per block: a block is sealed once its lines reach this size.
 pub const BLOCK_BYTES: usize = 1 << 20;
-/// zstd level for sealed blocks: a fast level, since sealing runs on the pipeline's
-/// thread (figures in `benches/search.rs`).
+/// zstd level for sealed blocks: the fastest regular level, since sealing runs on the
+/// appending thread (`benches/search.rs` measures it; `SEARCH_BENCH_LEVEL` tries others:
+/// negative levels saved little CPU here and cost a third more disk).
 pub const COMPRESSION_LEVEL: i32 = 1;
 
 /// `[search]`.
@@ -121,7 +122,7 @@ impl Default for StoreSettings {
 
 impl StoreSettings {
     /// Size at which a segment file is closed and the next one begun: an eighth of
-    /// `max_bytes`, at most [`SEGMENT_BYTES`], so size retention (which deletes whole
+    /// `max_bytes`, at most 64 MiB, so size retention (which deletes whole
     /// segments) keeps between seven eighths of `max_bytes` and `max_bytes`.
     pub fn segment_bytes(&self) -> u64 {
         (self.max_bytes / 8).clamp(1, SEGMENT_BYTES)

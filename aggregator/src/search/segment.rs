@@ -191,8 +191,8 @@ impl Segments {
         let file = &seg.file.file;
         let written = file
             .write_all_at(buf, at)
-            .and_then(|()| file.write_all_at(&block.meta, meta_at))
-            .and_then(|()| file.write_all_at(&block.lines, lines_at));
+            .and_then(|()| file.write_all_at(block.meta, meta_at))
+            .and_then(|()| file.write_all_at(block.lines, lines_at));
         if let Err(e) = written {
             if file.set_len(at).is_err() {
                 self.active = false;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use tracing::{info, warn};
 
-use super::block::{NewEvent, OpenBlock};
+use super::block::{NewEvent, OpenBlock, Sealer};
 use super::config::{SearchConfig, StoreSettings};
 use super::query::{Page, Query, QueryError};
 use super::scan::{scan_blocks, scan_memory, Filter, Scratch, StoredBlock, TopK};
@@ -68,24 +68,15 @@ struct State {
 }
 
 /// What only the appending side touches.
+#[derive(Debug)]
 struct Writer {
     segments: Segments,
-    compressor: Option<zstd::bulk::Compressor<'static>>,
+    sealer: Sealer,
     /// The last block write failed (warnings are logged when this changes).
     failing: bool,
     /// The last sealed block, emptied, to be the next open block (its buffers are sized
     /// and paged in already).
     spare: Option<OpenBlock>,
-}
-
-impl std::fmt::Debug for Writer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer")
-            .field("segments", &self.segments)
-            .field("compressed", &self.compressor.is_some())
-            .field("failing", &self.failing)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The bounded store of recent events behind `GET /api/logs`. Shared as `Arc<EventStore>`:
@@ -142,10 +133,7 @@ impl EventStore {
                 })
             })
             .collect();
-        let compressor = match settings.compression_level {
-            0 => None,
-            level => Some(zstd::bulk::Compressor::new(level)?),
-        };
+        let sealer = Sealer::new(settings.compression_level)?;
         let store = EventStore {
             dir: dir.to_owned(),
             settings,
@@ -157,7 +145,7 @@ impl EventStore {
             }),
             writer: Mutex::new(Writer {
                 segments,
-                compressor,
+                sealer,
                 failing: false,
                 spare: None,
             }),
@@ -272,7 +260,7 @@ impl EventStore {
             block
         };
         let segment_bytes = self.settings.segment_bytes();
-        let written = block.seal(now, w.compressor.as_mut()).and_then(|sealed| {
+        let written = w.sealer.seal(&block, now).and_then(|sealed| {
             let location = w.segments.append(&sealed, segment_bytes)?;
             Ok((sealed.summary, location))
         });
@@ -340,8 +328,8 @@ impl EventStore {
         }
     }
 
-    /// Runs a query; see [`Query`] for what each filter matches and [`super::query`] for
-    /// the order and the cursor. Reads the open block under the read lock (it is bounded,
+    /// Runs a query; see [`Query`] for what each filter matches and the module docs of
+    /// `query.rs` for the order and the cursor. Reads the open block under the read lock (it is bounded,
     /// so appends wait at most for one block's scan), then the sealed blocks from a
     /// snapshot of the index without any lock. A block found damaged is skipped with a
     /// warning. Errors only for an invalid cursor.

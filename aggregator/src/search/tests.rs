@@ -1,8 +1,7 @@
-//! The store's behaviour: every filter, pagination under appends, retention, reopening and
-//! damaged segments. The model test in `model_tests.rs` checks random mixes.
+//! The store's behaviour: every filter, pagination under appends, limits, concurrent
+//! queries; and the helpers the other test files share. Retention, reopening and damaged
+//! segments are in `durability_tests.rs`; `model_tests.rs` checks random mixes.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +78,7 @@ pub(super) fn open(dir: &Path, s: StoreSettings, clock: &Arc<ManualClock>) -> Ev
     EventStore::open(dir, s, clock.clone()).unwrap()
 }
 
-fn clock() -> Arc<ManualClock> {
+pub(super) fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(T0 as u64))
 }
 
@@ -91,7 +90,7 @@ fn lines(page: &Page) -> Vec<String> {
 }
 
 /// Every page of `q`, walked to the end.
-fn walk(store: &EventStore, q: &Query) -> Vec<String> {
+pub(super) fn walk(store: &EventStore, q: &Query) -> Vec<String> {
     let mut q = q.clone();
     let mut out = Vec::new();
     for _ in 0..100_000 {
@@ -107,7 +106,7 @@ fn walk(store: &EventStore, q: &Query) -> Vec<String> {
 }
 
 /// The lines of `evs` (appended in this order) that `keep` accepts, newest first.
-fn expected(evs: &[Ev], keep: impl Fn(&Ev) -> bool) -> Vec<String> {
+pub(super) fn expected(evs: &[Ev], keep: impl Fn(&Ev) -> bool) -> Vec<String> {
     let mut v: Vec<(i64, usize, &Ev)> = evs
         .iter()
         .enumerate()
@@ -120,7 +119,7 @@ fn expected(evs: &[Ev], keep: impl Fn(&Ev) -> bool) -> Vec<String> {
 
 /// 60 events over three hosts, three namespaces (and none), every level and none, with
 /// timestamps not in arrival order.
-fn corpus() -> Vec<Ev> {
+pub(super) fn corpus() -> Vec<Ev> {
     let levels = [
         None,
         Some(Level::Trace),
@@ -152,7 +151,7 @@ fn corpus() -> Vec<Ev> {
         .collect()
 }
 
-fn filled(dir: &Path, block_events: usize) -> (EventStore, Vec<Ev>) {
+pub(super) fn filled(dir: &Path, block_events: usize) -> (EventStore, Vec<Ev>) {
     let evs = corpus();
     let store = open(dir, settings(block_events), &clock());
     for chunk in evs.chunks(9) {
@@ -161,7 +160,7 @@ fn filled(dir: &Path, block_events: usize) -> (EventStore, Vec<Ev>) {
     (store, evs)
 }
 
-fn q() -> Query {
+pub(super) fn q() -> Query {
     Query {
         limit: 1000,
         ..Query::default()
@@ -389,246 +388,6 @@ fn open_and_sealed_blocks_are_both_searched() {
     store.flush();
     assert_eq!(store.stats().blocks, 3);
     assert_eq!(walk(&store, &q()), expected(&evs, |_| true));
-}
-
-#[test]
-fn reopening_finds_the_events_and_numbers_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = clock();
-    let (store, mut evs) = filled(dir.path(), 4);
-    drop(store);
-    let store = open(dir.path(), settings(4), &c);
-    assert_eq!(store.stats().events, 60);
-    assert_eq!(walk(&store, &q()), expected(&evs, |_| true));
-    // Same timestamps as the first events: the order by arrival must carry on.
-    let more: Vec<Ev> = evs[..5]
-        .iter()
-        .map(|e| Ev::new(e.ts, e.level, &e.host, e.namespace.as_deref(), "again"))
-        .collect();
-    store.append(more.iter().map(Ev::as_new));
-    evs.extend(more);
-    drop(store);
-    let store = open(dir.path(), settings(4), &c);
-    assert_eq!(
-        walk(&store, &Query { limit: 3, ..q() }),
-        expected(&evs, |_| true)
-    );
-}
-
-#[test]
-fn uncompressed_blocks_read_the_same() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = clock();
-    let evs = corpus();
-    let plain = StoreSettings {
-        compression_level: 0,
-        ..settings(8)
-    };
-    let store = open(dir.path(), plain, &c);
-    store.append(evs.iter().map(Ev::as_new));
-    drop(store);
-    // Reopened compressing: old blocks stay readable.
-    let store = open(dir.path(), settings(8), &c);
-    let query = Query {
-        text: Some("expired".into()),
-        ..q()
-    };
-    assert_eq!(
-        walk(&store, &query),
-        expected(&evs, |e| e.line.contains("expired"))
-    );
-}
-
-#[test]
-fn retention_by_size_deletes_the_oldest_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = clock();
-    let s = StoreSettings {
-        max_bytes: 64 << 10,
-        compression_level: 0,
-        ..settings(16)
-    };
-    let store = open(dir.path(), s, &c);
-    let evs: Vec<Ev> = (0..2000)
-        .map(|i| {
-            Ev::new(
-                T0 + i,
-                Some(Level::Info),
-                "h",
-                None,
-                &format!("event {i:05}"),
-            )
-        })
-        .collect();
-    for chunk in evs.chunks(100) {
-        store.append(chunk.iter().map(Ev::as_new));
-        assert!(store.stats().bytes <= s.max_bytes);
-    }
-    let stats = store.stats();
-    assert!(stats.removed_segments_total > 0);
-    assert!(stats.bytes > s.max_bytes / 2, "{stats:?}");
-    let kept = walk(&store, &q());
-    assert!(kept.len() < 1000, "{}", kept.len());
-    // What is left is the newest events, without gaps.
-    assert_eq!(kept, expected(&evs[evs.len() - kept.len()..], |_| true));
-    let on_disk: u64 = fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
-        .sum();
-    assert_eq!(on_disk, stats.bytes);
-}
-
-#[test]
-fn retention_by_age_hides_then_deletes_old_blocks() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = clock();
-    let s = StoreSettings {
-        max_bytes: 1 << 20,
-        ..settings(4)
-    };
-    let store = open(dir.path(), s, &c);
-    let old: Vec<Ev> = (0..40)
-        .map(|i| Ev::new(T0 + i, None, "h", None, "old"))
-        .collect();
-    store.append(old.iter().map(Ev::as_new));
-    drop(store);
-    // Reopened: the new events go to a segment of their own.
-    let store = open(dir.path(), s, &c);
-    c.advance(Duration::from_secs(1800));
-    let new: Vec<Ev> = (0..40)
-        .map(|i| Ev::new(T0 + 100 + i, None, "h", None, "new"))
-        .collect();
-    store.append(new.iter().map(Ev::as_new));
-    store.flush();
-    assert_eq!(walk(&store, &q()).len(), 80);
-    // The old blocks pass max_age: no longer served, even before their segment goes.
-    c.advance(Duration::from_secs(1801));
-    assert_eq!(walk(&store, &q()), expected(&new, |_| true));
-    let before = store.stats();
-    store.expire();
-    let after = store.stats();
-    assert!(after.segments < before.segments, "{before:?} {after:?}");
-    assert_eq!(after.events, 40);
-    // Everything expires; the store carries on.
-    c.advance(Duration::from_secs(7200));
-    store.expire();
-    assert_eq!(store.stats().segments, 0);
-    assert_eq!(walk(&store, &q()), Vec::<String>::new());
-    store.append(old[..3].iter().map(Ev::as_new));
-    assert_eq!(walk(&store, &q()).len(), 3);
-    drop(store);
-    let store = open(dir.path(), s, &c);
-    assert_eq!(walk(&store, &q()).len(), 3);
-}
-
-fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v
-}
-
-#[test]
-fn a_torn_or_garbage_tail_is_cut_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = clock();
-    let evs = corpus();
-    let store = open(dir.path(), settings(10), &c);
-    store.append(evs.iter().map(Ev::as_new));
-    drop(store);
-    let files = segment_files(dir.path());
-    assert_eq!(files.len(), 1);
-    let seg = &files[0];
-    let good_len = fs::metadata(seg).unwrap().len();
-    // Garbage after the last block, as if a write had been cut short.
-    OpenOptions::new()
-        .append(true)
-        .open(seg)
-        .unwrap()
-        .write_all(b"LFBK\x40\x01\0\0garbage that is not a block")
-        .unwrap();
-    let store = open(dir.path(), settings(10), &c);
-    assert_eq!(walk(&store, &q()), expected(&evs, |_| true));
-    assert_eq!(fs::metadata(seg).unwrap().len(), good_len, "cut back");
-    drop(store);
-    // The last block cut in half: the five blocks before it survive.
-    let f = OpenOptions::new().write(true).open(seg).unwrap();
-    f.set_len(good_len - 100).unwrap();
-    drop(f);
-    let store = open(dir.path(), settings(10), &c);
-    assert_eq!(walk(&store, &q()), expected(&evs[..50], |_| true));
-    // And it writes on after the damage.
-    store.append(evs[50..].iter().map(Ev::as_new));
-    drop(store);
-    let store = open(dir.path(), settings(10), &c);
-    assert_eq!(walk(&store, &q()), expected(&evs, |_| true));
-}
-
-#[test]
-fn a_damaged_section_is_caught_when_opening_the_newest_segment() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = clock();
-    let evs = corpus();
-    let store = open(dir.path(), settings(10), &c);
-    store.append(evs.iter().map(Ev::as_new));
-    drop(store);
-    let seg = segment_files(dir.path()).remove(0);
-    let mut bytes = fs::read(&seg).unwrap();
-    // Flip a byte near the end: inside the last block's lines section.
-    let at = bytes.len() - 10;
-    bytes[at] ^= 0xff;
-    fs::write(&seg, &bytes).unwrap();
-    let store = open(dir.path(), settings(10), &c);
-    assert_eq!(walk(&store, &q()), expected(&evs[..50], |_| true));
-}
-
-#[test]
-fn damage_in_an_older_segment_skips_that_block_at_query_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = clock();
-    let evs = corpus();
-    let store = open(dir.path(), settings(10), &c);
-    store.append(evs[..30].iter().map(Ev::as_new));
-    drop(store);
-    let store = open(dir.path(), settings(10), &c);
-    store.append(evs[30..].iter().map(Ev::as_new));
-    drop(store);
-    let files = segment_files(dir.path());
-    assert_eq!(files.len(), 2);
-    let mut bytes = fs::read(&files[0]).unwrap();
-    let at = bytes.len() - 10;
-    bytes[at] ^= 0xff;
-    fs::write(&files[0], &bytes).unwrap();
-    let store = open(dir.path(), settings(10), &c);
-    let mut want = evs.clone();
-    want.drain(20..30);
-    assert_eq!(walk(&store, &q()), expected(&want, |_| true));
-    assert_eq!(walk(&store, &q()), expected(&want, |_| true));
-    assert_eq!(store.stats().damaged_blocks_total, 1, "reported once");
-}
-
-#[test]
-fn unreadable_segments_and_stray_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = clock();
-    let evs = corpus();
-    let store = open(dir.path(), settings(10), &c);
-    store.append(evs.iter().map(Ev::as_new));
-    drop(store);
-    let junk = dir.path().join(format!("{:020}.seg", 7));
-    fs::write(&junk, b"not a segment at all").unwrap();
-    let short = dir.path().join(format!("{:020}.seg", 8));
-    fs::write(&short, b"LFS").unwrap();
-    let newer_version = dir.path().join(format!("{:020}.seg", 9));
-    fs::write(&newer_version, b"LFSEARCH\x02\0\0\0\0\0\0\0").unwrap();
-    let stray = dir.path().join("notes.txt");
-    fs::write(&stray, b"left alone").unwrap();
-    let store = open(dir.path(), settings(10), &c);
-    assert_eq!(walk(&store, &q()), expected(&evs, |_| true));
-    assert!(!junk.exists() && !short.exists() && !newer_version.exists());
-    assert!(stray.exists());
 }
 
 #[test]
