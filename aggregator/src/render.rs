@@ -31,7 +31,7 @@ use logferry_shared::wire::{
 use crate::parse::detect::{Detector, SourcePlan};
 use crate::parse::Value;
 use crate::rules::{Engine, K8sRef, RuleEvent, Verdict};
-use crate::stats::{Observation, TrafficStats};
+use crate::stats::{Request, SourceKeys, TrafficStats};
 use json::{timestamp_text, write_i64, write_str, TIMESTAMP_LEN};
 
 /// Kubernetes attribute keys the agent may attach to a source, in output order.
@@ -297,6 +297,21 @@ pub fn render_batch(
         write_str(&mut host, batch.host);
     }
     let mut stats = RenderStats::default();
+    let now_ms = rules.now_ms;
+    let mut tally = rules.traffic.as_deref_mut().map(|t| {
+        let keys = batch
+            .sources
+            .iter()
+            .zip(&k8s)
+            .zip(&hosts)
+            .map(|((s, k), h)| SourceKeys {
+                path: s.path,
+                namespace: k.namespace,
+                host: h,
+            })
+            .collect();
+        t.tally(now_ms, keys)
+    });
     // The observed time changes every few hundred lines at most, and a line's own time
     // often repeats its predecessor's (second-resolution formats): each is formatted once
     // per change.
@@ -332,8 +347,8 @@ pub fn render_batch(
             stats.dropped += 1;
             continue;
         }
-        if let Some(traffic) = rules.traffic.as_deref_mut() {
-            traffic.record(rules.now_ms, &Observation::of(&ev), 1);
+        if let Some(tally) = tally.as_mut() {
+            tally.add(src, ev.parsed.level, Request::of(&ev));
         }
         if rec.observed_ms != observed.0 {
             observed = (
@@ -365,6 +380,9 @@ pub fn render_batch(
         write_tags(bytes, &ev.tags);
         bytes.extend_from_slice(b"}\n");
         out.line_done(ev.route.map_or(ALL_SINKS, |r| r.0));
+    }
+    if let Some(tally) = tally {
+        tally.finish();
     }
     for (s, plan) in batch.sources.iter().zip(&plans) {
         detector.remember(s.path, plan);

@@ -50,7 +50,8 @@ const MAX_PREFIX: usize = 32;
 
 fn parse<'a>(line: &'a str, ctx: &ParseContext) -> Option<Parsed<'a>> {
     let b = line.as_bytes();
-    let mut fields = Vec::with_capacity(3);
+    // Allocated by the first push: most lines tried here are not Go log lines.
+    let mut fields = Vec::new();
     let mut level = None;
     let mut start = 0;
     if !b.first()?.is_ascii_digit() {

@@ -364,13 +364,18 @@ fn valid_host(h: &str) -> bool {
 
 /// RFC 3164 and its variants, after an optional PRI.
 fn rfc3164<'a>(pri: Option<u8>, rest: &'a str, ctx: &ParseContext) -> Option<Parsed<'a>> {
-    let mut fields = Fields::with_capacity(6);
     let mut timestamp = None;
     let mut s = rest;
     if pri.is_some() {
         s = s.trim_start_matches(' ');
     }
-    match timestamp_3164(s, ctx) {
+    let found = timestamp_3164(s, ctx);
+    if found.is_none() && pri.is_none() {
+        // Most lines of other formats end here: before anything is allocated.
+        return None;
+    }
+    let mut fields = Fields::with_capacity(6);
+    match found {
         Some((t, used)) => {
             timestamp = Some(t);
             s = &s[used..];

@@ -12,6 +12,7 @@
 //! `top` values per dimension (default 10) plus an `other` count. Pure: the caller
 //! passes the time, so tests need no clock.
 
+mod batch;
 mod counter;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use logferry_shared::event::{Level, Timestamp};
 use serde::Serialize;
 
+pub use batch::{BatchTally, SourceKeys};
 pub use counter::{Count, TopCounter};
 
 use crate::parse::Value;
@@ -80,7 +82,20 @@ impl<'a> Observation<'a> {
     /// Reads an event as rules see it; it is a request when it has an integer `status`
     /// between 100 and 599 (the access parser's fields, or a JSON access log's).
     pub fn of(ev: &'a RuleEvent<'a>) -> Observation<'a> {
-        let request = match ev.field("status") {
+        Observation {
+            level: ev.parsed.level,
+            source: ev.source_path,
+            host: ev.host,
+            namespace: ev.k8s.namespace,
+            request: Request::of(ev),
+        }
+    }
+}
+
+impl<'a> Request<'a> {
+    /// The request an event records: see [`Observation::of`].
+    pub fn of(ev: &'a RuleEvent<'_>) -> Option<Request<'a>> {
+        match ev.field("status") {
             Some(Value::Int(s)) if (100..600).contains(s) => Some(Request {
                 status: *s as u16,
                 path: match ev.field("path") {
@@ -89,13 +104,6 @@ impl<'a> Observation<'a> {
                 },
             }),
             _ => None,
-        };
-        Observation {
-            level: ev.parsed.level,
-            source: ev.source_path,
-            host: ev.host,
-            namespace: ev.k8s.namespace,
-            request,
         }
     }
 }

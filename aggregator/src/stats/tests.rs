@@ -256,3 +256,86 @@ fn observation_reads_a_rule_event() {
         ("web-1", Some("edge"), Some(Level::Warn))
     );
 }
+
+#[test]
+fn a_batch_tally_counts_exactly_as_event_by_event() {
+    // Few keys allowed, so which keys get a slot and which go to `other` depends on the
+    // order in which they first appear.
+    let settings = StatsSettings {
+        max_keys: 3,
+        ..StatsSettings::default()
+    };
+    let sources = [
+        ("/a.log", Some("shop")),
+        ("/b.log", None),
+        ("/c.log", Some("prod")),
+        ("/d.log", Some("shop")),
+        ("/e.log", Some("kube")),
+        ("/f.log", Some("dev")),
+    ];
+    let levels = [
+        None,
+        Some(Level::Info),
+        Some(Level::Error),
+        Some(Level::Debug),
+    ];
+    let paths = ["/api/x", "/static/y", "/", "/a/b", "/b", "/c/d?q"];
+    let events: Vec<(usize, Option<Level>, Option<Request<'_>>)> = (0..200usize)
+        .map(|i| {
+            let src = (i % 13 * 7 + i / 17) % sources.len();
+            let request = (i % 3 == 0).then(|| Request {
+                status: [200, 304, 404, 503, 99][i % 5],
+                path: (i % 4 != 0).then_some(paths[i % paths.len()]),
+            });
+            (src, levels[i % levels.len()], request)
+        })
+        .collect();
+    for host in ["web-1", ""] {
+        let mut one_by_one = TrafficStats::new(settings);
+        let mut batched = TrafficStats::new(settings);
+        for chunk in events.chunks(50) {
+            // Sources of one batch may come from different hosts (syslog peers).
+            let host_of = |i: usize| {
+                if i % 3 == 2 && !host.is_empty() {
+                    "web-2"
+                } else {
+                    host
+                }
+            };
+            let keys = sources
+                .iter()
+                .enumerate()
+                .map(|(i, &(path, namespace))| SourceKeys {
+                    path,
+                    namespace,
+                    host: host_of(i),
+                })
+                .collect();
+            let mut tally = batched.tally(T0 + 500, keys);
+            for &(src, level, request) in chunk {
+                tally.add(src, level, request);
+                let (source, namespace) = sources[src];
+                let obs = Observation {
+                    level,
+                    source,
+                    host: host_of(src),
+                    namespace,
+                    request,
+                };
+                one_by_one.record(T0 + 500, &obs, 1);
+            }
+            tally.finish();
+        }
+        let (a, b) = (
+            one_by_one.snapshot(T0 + 9_000, None),
+            batched.snapshot(T0 + 9_000, None),
+        );
+        assert_eq!(a.total.levels, b.total.levels);
+        assert_eq!(a.total.access, b.total.access);
+        assert_eq!(a.total.top_hosts, b.total.top_hosts);
+        assert_eq!(a.total.top_sources, b.total.top_sources);
+        assert_eq!(a.total.other_sources, b.total.other_sources);
+        assert_eq!(a.total.top_namespaces, b.total.top_namespaces);
+        assert_eq!(a.total.other_namespaces, b.total.other_namespaces);
+    }
+}
