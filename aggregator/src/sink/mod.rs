@@ -7,7 +7,10 @@
 //! to it after a crash, which makes a file sink exactly-once.
 
 mod file;
+pub mod queue;
+pub mod remote;
 mod stdout;
+pub mod template;
 
 use crate::config::SinkConfig;
 
