@@ -61,11 +61,11 @@ use azure_messaging_eventhubs::models::EventData;
 use azure_messaging_eventhubs::{EventDataBatchOptions, ProducerClient, RetryOptions};
 use serde_json::Value;
 
-use super::remote::{Adjustments, BoxFuture, Deliver, DeliverError, FailureKind, Pending, Outcome};
+use super::remote::{Adjustments, BoxFuture, Deliver, DeliverError, FailureKind, Outcome, Pending};
 use super::template::Template;
 
-pub use config::{CredentialKind, EventHubsConfig};
 use config::Auth;
+pub use config::{CredentialKind, EventHubsConfig};
 
 /// The application id the client announces (user agent, link names).
 const APPLICATION_ID: &str = "logferry";
@@ -180,11 +180,13 @@ impl EventHubsSink {
                 (Auth::EntraId { namespace, .. }, Some(credential)) => {
                     builder.open(namespace, hub, credential.clone()).await
                 }
-                (Auth::EntraId { .. }, None) => Err(azure_messaging_eventhubs::EventHubsError::from(
-                    azure_messaging_eventhubs::error::ErrorKind::SimpleMessage(
-                        "no Entra ID credential".into(),
-                    ),
-                )),
+                (Auth::EntraId { .. }, None) => {
+                    Err(azure_messaging_eventhubs::EventHubsError::from(
+                        azure_messaging_eventhubs::error::ErrorKind::SimpleMessage(
+                            "no Entra ID credential".into(),
+                        ),
+                    ))
+                }
             }
         };
         match tokio::time::timeout(self.timeout, open).await {

@@ -1,6 +1,7 @@
 use super::*;
 
-const SAS: &str = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0";
+const SAS: &str =
+    "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0";
 
 fn parse(text: &str) -> Result<EventHubsConfig, String> {
     toml::from_str::<EventHubsConfig>(text).map_err(|e| e.to_string())
@@ -64,7 +65,8 @@ fn reads_the_connection_string_from_a_file() {
     ))
     .unwrap();
     assert_eq!(config.auth().unwrap(), Auth::ConnectionString(SAS.into()));
-    let missing = parse("connection_string_file = \"/nonexistent/cs\"\nevent_hub = \"logs\"").unwrap();
+    let missing =
+        parse("connection_string_file = \"/nonexistent/cs\"\nevent_hub = \"logs\"").unwrap();
     assert!(missing.auth().is_err());
 }
 
