@@ -10,7 +10,8 @@
 //! - answers `$management` READ requests for the Event Hub (`com.microsoft:eventhub`:
 //!   name, creation time, [`PeerOptions::partitions`] partition ids) and for a partition
 //!   (`com.microsoft:partition`: sequence numbers counting the events recorded for it), with
-//!   the value types the client expects,
+//!   the value types the client expects (not working yet: the client's READ does not
+//!   complete against the peer, see the ignored test in `aggregator/tests/eventhubs.rs`),
 //! - accepts sender links to any address; links to the Event Hub (`amqps://host/hub`) and to
 //!   its partitions (`amqps://host/hub/Partitions/N`) announce [`PeerOptions::max_message_size`]
 //!   as their max-message-size,
