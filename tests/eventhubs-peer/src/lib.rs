@@ -64,6 +64,12 @@ pub struct PeerOptions {
     /// The max-message-size announced on Event Hub and partition links (Standard tier:
     /// 1 MiB; Basic: 256 KiB).
     pub max_message_size: u64,
+    /// How long the peer waits before it settles a transfer (accepts or rejects it). Zero
+    /// (the default) answers at once; the Event Hubs client then intermittently misses the
+    /// disposition of a transfer it sent right after the previous one settled, and its send
+    /// never completes (seen with `azure_messaging_eventhubs` 0.16 / fe2o3-amqp 0.16 on
+    /// loopback; a couple of milliseconds, less than any real network round trip, avoid it).
+    pub disposition_delay: std::time::Duration,
     /// How many partitions the `$management` answers list (`"0"`, `"1"`, ...).
     pub partitions: u32,
     /// The address to listen on; port 0 picks a free one.
@@ -75,6 +81,7 @@ impl Default for PeerOptions {
         PeerOptions {
             max_message_size: 1 << 20,
             partitions: 4,
+            disposition_delay: std::time::Duration::ZERO,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
@@ -567,6 +574,10 @@ async fn serve_events(mut receiver: Receiver, address: String, shared: Arc<Share
             .fail_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
+        let delay = shared.options.disposition_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if busy {
             shared.record().rejected += 1;
             let error = definitions::Error::new(
