@@ -52,6 +52,8 @@ pub struct Running {
     pipeline: std::thread::JoinHandle<()>,
     notify: std::thread::JoinHandle<()>,
     search_thread: Option<std::thread::JoinHandle<()>>,
+    deliveries: Vec<JoinHandle<()>>,
+    delivery_stop: Shutdown,
     wake: Arc<Wake>,
     /// The rules in force (the admin endpoint's rules API changes them).
     pub rules: Arc<RuleSet>,
@@ -76,13 +78,43 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         Inbox::open(&cfg.data_dir.join("inbox"), cfg.inbox.max_bytes)
             .context("opening the inbox")?,
     );
+    // Sinks that send to a service keep their own durable queues (sink::queue).
+    let queues = if cfg.sinks.values().any(|s| s.queued().is_some()) {
+        Some(
+            sink::queue::QueueStore::open(&cfg.data_dir.join("queues"))
+                .context("opening the sink queues")?,
+        )
+    } else {
+        None
+    };
+    let build_ctx = sink::BuildContext {
+        queues: queues.as_ref(),
+        families: &metrics.delivery,
+    };
     let mut sinks = Vec::new();
+    let mut board_entries = Vec::new();
+    let mut deliveries = Vec::new();
     for (name, sc) in &cfg.sinks {
-        sinks.push(sink::build(name, sc).with_context(|| format!("sink {name}"))?);
+        let built = sink::build(name, sc, &build_ctx).with_context(|| format!("sink {name}"))?;
+        sinks.push(built.sink);
+        board_entries.push((name.clone(), sc.kind(), built.queue));
+        if let Some(task) = built.delivery {
+            deliveries.push((board_entries.len() - 1, task));
+        }
     }
-    let sink_board = Arc::new(sink::SinkBoard::new(
-        cfg.sinks.iter().map(|(name, sc)| (name.clone(), sc.kind())),
-    ));
+    let sink_board = Arc::new(sink::SinkBoard::with_queues(board_entries));
+    // Delivery runs until the pipeline has stopped (Running::stop), so that what the
+    // pipeline queues while it drains stays queued, not half sent.
+    let delivery_stop = Shutdown::new();
+    let deliveries: Vec<JoinHandle<()>> = deliveries
+        .into_iter()
+        .map(|(i, task)| {
+            tokio::spawn(
+                task.with_board(sink_board.clone(), i)
+                    .run(delivery_stop.clone()),
+            )
+        })
+        .collect();
     let limits = DecodeLimits {
         max_frame_bytes: cfg.ingest.max_body_bytes,
         max_raw_bytes: cfg.ingest.max_decompressed_bytes,
@@ -226,6 +258,8 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         pipeline,
         notify,
         search_thread,
+        deliveries,
+        delivery_stop,
         wake,
         rules,
         traffic,
@@ -286,6 +320,14 @@ impl Running {
             .await
             .context("joining the pipeline")?
             .map_err(|_| anyhow::anyhow!("the pipeline panicked"))?;
+        // Queued sinks deliver until the pipeline is done, then finish their batch.
+        self.delivery_stop.trigger();
+        for d in self.deliveries {
+            let grace = sink::delivery::STOP_GRACE + std::time::Duration::from_secs(2);
+            if tokio::time::timeout(grace, d).await.is_err() {
+                tracing::warn!("a sink delivery did not stop in time; its events stay queued");
+            }
+        }
         // The pipeline held the search feed: its thread flushes and ends.
         if let Some(search) = self.search_thread {
             tokio::task::spawn_blocking(move || search.join())

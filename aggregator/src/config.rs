@@ -364,6 +364,8 @@ pub enum SinkConfig {
     },
     /// Writes JSON lines to standard output.
     Stdout {},
+    /// POSTs batches of JSON lines to an HTTP endpoint, from its own durable queue.
+    Http(Box<crate::sink::http::HttpSinkConfig>),
 }
 
 impl SinkConfig {
@@ -372,6 +374,21 @@ impl SinkConfig {
         match self {
             SinkConfig::File { .. } => "file",
             SinkConfig::Stdout {} => "stdout",
+            SinkConfig::Http(_) => "http",
+        }
+    }
+
+    /// The queue and retry settings of a sink that sends to a service from its own
+    /// durable queue; `None` for `file` and `stdout`, which the pipeline writes directly.
+    pub fn queued(
+        &self,
+    ) -> Option<(
+        &crate::sink::queue::QueueConfig,
+        &crate::sink::queue::RetryConfig,
+    )> {
+        match self {
+            SinkConfig::File { .. } | SinkConfig::Stdout {} => None,
+            SinkConfig::Http(c) => Some((&c.queue, &c.retry)),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod logs;
 pub mod openapi;
 pub mod rules;
+pub mod sinks;
 pub mod tail;
 #[cfg(test)]
 mod tests;
@@ -55,6 +56,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/tail"),
     ("GET", "/api/agents"),
     ("GET", "/api/sinks"),
+    ("GET", "/api/sinks/{name}/dead-letters"),
+    ("DELETE", "/api/sinks/{name}/dead-letters"),
     ("GET", "/api/openapi.json"),
 ];
 
@@ -107,6 +110,10 @@ pub fn router(state: AdminState) -> Router {
             }),
         )
         .route("/sinks", get(sinks))
+        .route(
+            "/sinks/{name}/dead-letters",
+            get(sinks::list).delete(sinks::purge),
+        )
         .route("/tail", get(tail::tail))
         .route("/logs", get(logs::logs))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
@@ -249,8 +256,16 @@ async fn readyz(State(st): State<AdminState>) -> Response {
     })
     .await;
     let inbox = serde_json::json!({"bytes": st.inbox.bytes(), "max_bytes": st.inbox.max_bytes(), "batches": st.inbox.len()});
+    let problems = st.sinks.problems();
     let reason = match writable {
         Ok(Ok(())) if st.inbox.bytes() >= st.inbox.max_bytes() => Some("inbox full".to_owned()),
+        Ok(Ok(())) if !problems.is_empty() => Some(
+            problems
+                .iter()
+                .map(|(sink, p)| format!("sink {sink}: queue {p}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(format!("data dir not writable: {e}")),
         Err(e) => Some(format!("data dir check failed: {e}")),

@@ -69,6 +69,14 @@ pub fn document() -> Value {
         "200".into(),
         json!({"description": "Event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}),
     );
+    let mut dead_responses = error_responses(&["400", "401", "403", "404", "500"]);
+    dead_responses.insert(
+        "200".into(),
+        ok(
+            "A page of dead letters",
+            json!({"type": "object", "properties": {"sink": {"type": "string"}, "dead_letters": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}, "at": {"type": "string"}, "reason": {"type": "string"}, "event": {}}}}, "next": {"type": "integer", "nullable": true}}}),
+        ),
+    );
     let mut stats_responses = error_responses(&["400", "401", "403"]);
     stats_responses.insert(
         "200".into(),
@@ -173,7 +181,19 @@ pub fn document() -> Value {
                 "responses": tail_responses,
             }},
             "/api/agents": {"get": op("Agents seen since start: last seen, batches, duplicates, events, bytes, last seq, version, host, delay of the last batch", "200", ok("Agents", json!({"type": "object", "properties": {"agents": {"type": "array", "items": {"type": "object"}}}})), &read, true)},
-            "/api/sinks": {"get": op("Each sink's writes, failures, last write and last error, and the queue they share", "200", ok("Sinks", json!({"type": "object", "properties": {"sinks": {"type": "array", "items": {"type": "object"}}, "queue": {"type": "object"}}})), &read, true)},
+            "/api/sinks": {"get": op("Each sink's writes, failures, last write and last error (queued sinks: their queue, deliveries and dead letters), and the inbox they share", "200", ok("Sinks", json!({"type": "object", "properties": {"sinks": {"type": "array", "items": {"type": "object"}}, "queue": {"type": "object"}}})), &read, true)},
+            "/api/sinks/{name}/dead-letters": {
+                "parameters": [{"name": "name", "in": "path", "required": true, "description": "A queued sink's name", "schema": {"type": "string"}}],
+                "get": {
+                    "summary": "Events the sink's service refused for good, oldest first, a page at a time",
+                    "parameters": [
+                        {"name": "after", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}, "description": "next of the previous page"},
+                        {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                    ],
+                    "responses": dead_responses,
+                },
+                "delete": op("Remove every dead letter of the sink", "200", ok("How many were removed", json!({"type": "object", "properties": {"sink": {"type": "string"}, "removed": {"type": "integer"}}})), &["401", "403", "404", "500"], true),
+            },
             "/api/openapi.json": {"get": op("This document", "200", ok("OpenAPI 3", json!({"type": "object"})), &read, true)},
         },
     })

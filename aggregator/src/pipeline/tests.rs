@@ -178,6 +178,7 @@ fn a_damaged_frame_is_dropped_and_counted_and_the_rest_goes_through() {
 }
 
 /// An in-memory sink that fails one write, to drive the pipeline's recovery.
+#[derive(Debug)]
 struct FlakySink {
     data: Arc<Mutex<Vec<u8>>>,
     writes: usize,
