@@ -103,6 +103,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         }
     }
     let sink_board = Arc::new(sink::SinkBoard::with_queues(board_entries));
+    metrics.register_collector(Box::new(collectors::SinkQueueMetrics(sink_board.clone())));
     // Delivery runs until the pipeline has stopped (Running::stop), so that what the
     // pipeline queues while it drains stays queued, not half sent.
     let delivery_stop = Shutdown::new();

@@ -139,6 +139,10 @@ fn http_sink_delivers_once_through_failures_an_outage_and_a_kill() -> anyhow::Re
         .unwrap_or_default();
     assert_eq!(hook["type"], "http");
     assert_eq!(hook["queue"]["events"], 10_000, "{hook}");
+    assert_eq!(
+        metric(&agg, &client, r#"logferry_sink_queue_events{sink="hook"}"#),
+        10_000.0
+    );
     wait_until(WAIT, "/readyz to report the stuck sink", || {
         http::get(&client, &agg.admin_url("/readyz"))
             .is_ok_and(|(s, b)| s == 503 && b.contains("sink hook: queue stuck"))
