@@ -40,6 +40,11 @@ fn op(summary: &str, ok_code: &str, ok_body: Value, errors: &[&str], secured: bo
     o
 }
 
+/// A static file of the web page.
+fn asset(content_type: &str) -> Value {
+    json!({"description": "The file", "content": {content_type: {"schema": {"type": "string"}}}})
+}
+
 fn rule_ref() -> Value {
     json!({"$ref": "#/components/schemas/Rule"})
 }
@@ -175,6 +180,9 @@ pub fn document() -> Value {
             "/api/agents": {"get": op("Agents seen since start: last seen, batches, duplicates, events, bytes, last seq, version, host, delay of the last batch", "200", ok("Agents", json!({"type": "object", "properties": {"agents": {"type": "array", "items": {"type": "object"}}}})), &read, true)},
             "/api/sinks": {"get": op("Each sink's writes, failures, last write and last error, and the queue they share", "200", ok("Sinks", json!({"type": "object", "properties": {"sinks": {"type": "array", "items": {"type": "object"}}, "queue": {"type": "object"}}})), &read, true)},
             "/api/openapi.json": {"get": op("This document", "200", ok("OpenAPI 3", json!({"type": "object"})), &read, true)},
+            "/": {"get": op("The web page (search, live tail, stats, rules, agents, sinks); its script calls the API with the token typed into it", "200", asset("text/html"), &[], false)},
+            "/ui/app.js": {"get": op("The web page's script", "200", asset("text/javascript"), &[], false)},
+            "/ui/style.css": {"get": op("The web page's style sheet", "200", asset("text/css"), &[], false)},
         },
     })
 }
