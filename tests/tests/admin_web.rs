@@ -1,7 +1,8 @@
 //! The admin web page in a real headless Chromium, driven over WebDriver (chromedriver):
 //! with admin tokens configured, the page asks for a token, searches (text, a set of
 //! levels, paging), shows a hostile message as text, tails live events, shows the
-//! traffic summaries, agents and sinks, and adds and deletes a rule through the API.
+//! traffic summaries, agents and sinks, refuses a rule change to a viewer, and adds,
+//! replaces and deletes a rule through the API.
 //!
 //! Needs `chromium` and `chromedriver` on `PATH` (Debian: `chromium chromium-driver`,
 //! installed by `.ci/run`); without them the test fails and says so. `CHROMEDRIVER` and
@@ -29,7 +30,7 @@ const HOSTILE: &str = r#"<script>window.__pwned=1</script><img src=x onerror="wi
 /// A binary from `env`, else the first of `names` on `PATH`.
 fn find_tool(env: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -409,9 +410,10 @@ fn the_web_page_searches_tails_shows_stats_and_edits_rules() -> anyhow::Result<(
     assert_eq!(all[0], "cache miss for key k1");
     assert_eq!(all[4], "user alice logged in");
 
-    // Live tail, filtered by text: new events appear, others do not.
+    // Live tail, filtered by text: new events appear, others do not; the last 10 stay.
     page.click("#tabs button[data-tab=tail]")?;
     page.type_into("#tail-q", "live-")?;
+    page.type_into("#tail-keep", "10")?;
     page.click("#tail-start")?;
     page.wait_texts("#tail-status", "the tail to connect", |t| {
         t.iter().any(|s| s.starts_with("live:"))
@@ -426,22 +428,41 @@ fn the_web_page_searches_tails_shows_stats_and_edits_rules() -> anyhow::Result<(
     })?;
     assert_eq!(tailed, ["live-event one"]);
     assert_eq!(page.texts("#tail-results td.level")?, ["warn"]);
+    let bulk: Vec<String> = (1..=15)
+        .map(|i| line("info", &format!("live-bulk {i}")))
+        .collect();
+    send(
+        &agg,
+        &client,
+        3,
+        &bulk.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
+    let kept = page.wait_texts("#tail-results td.message", "the last 10 lines", |t| {
+        t.last().is_some_and(|m| m == "live-bulk 15")
+    })?;
+    let want: Vec<String> = (6..=15).map(|i| format!("live-bulk {i}")).collect();
+    assert_eq!(kept, want, "the oldest lines leave the page");
     page.click("#tail-stop")?;
     page.wait_texts("#tail-status", "the tail to stop", |t| {
-        t.iter().any(|s| s.starts_with("stopped (1 received)"))
+        t.iter().any(|s| s.starts_with("stopped (16 received)"))
     })?;
 
-    // Stats: the 7 events by level and host.
+    // Stats: the 22 events by level and host.
     page.click("#tabs button[data-tab=stats]")?;
-    page.wait_texts("#stats-events", "7 events in the summary", |t| t == ["7"])?;
-    for (level, n) in [("error", "2"), ("warn", "2"), ("info", "2"), ("debug", "1")] {
+    page.wait_texts("#stats-events", "22 events in the summary", |t| t == ["22"])?;
+    for (level, n) in [
+        ("error", "2"),
+        ("warn", "2"),
+        ("info", "17"),
+        ("debug", "1"),
+    ] {
         let shown = page.texts(&format!(
             "table[data-stats=Levels] tr[data-key={level}] td.num"
         ))?;
         assert_eq!(shown, [n], "{level}");
     }
     let hosts = page.texts("table[data-stats='Top hosts'] tr[data-key='web-1'] td.num")?;
-    assert_eq!(hosts, ["7"]);
+    assert_eq!(hosts, ["22"]);
 
     // Agents and sinks.
     page.click("#tabs button[data-tab=agents]")?;
@@ -453,11 +474,26 @@ fn the_web_page_searches_tails_shows_stats_and_edits_rules() -> anyhow::Result<(
         t.iter().any(|s| s == "local")
     })?;
 
-    // Rules: an invalid rule shows the API's error; a valid one is added, then deleted.
+    // Rules: a viewer may not add one, and an invalid rule is refused, both with the API's
+    // error shown; an admin adds a rule, replaces it and deletes it.
+    let rule = json!({
+        "name": "web-tag-errors",
+        "when": {"field": "level", "gte": "error"},
+        "actions": [{"type": "tag", "tags": ["paged"]}],
+    });
+    page.type_into("#token", VIEWER_TOKEN)?;
+    page.click("#token-save")?;
     page.click("#tabs button[data-tab=rules]")?;
     page.wait_texts("#rules-status", "the rule list", |t| {
         t.iter().any(|s| s.starts_with("0 rules"))
     })?;
+    page.type_into("#rule-text", &rule.to_string())?;
+    page.click("#rule-add")?;
+    page.wait_texts("#rule-error", "the viewer refused", |t| {
+        t.iter().any(|s| s.contains("403") && s.contains("admin"))
+    })?;
+    page.type_into("#token", ADMIN_TOKEN)?;
+    page.click("#token-save")?;
     page.type_into(
         "#rule-text",
         r#"{"name": "web-bad", "actions": [{"type": "explode"}]}"#,
@@ -467,11 +503,6 @@ fn the_web_page_searches_tails_shows_stats_and_edits_rules() -> anyhow::Result<(
         t.iter()
             .any(|s| s.contains("400") && s.contains("invalid rule"))
     })?;
-    let rule = json!({
-        "name": "web-tag-errors",
-        "when": {"field": "level", "gte": "error"},
-        "actions": [{"type": "tag", "tags": ["paged"]}],
-    });
     page.type_into("#rule-text", &rule.to_string())?;
     page.click("#rule-add")?;
     page.wait_texts("#rules-list tbody td.name", "the new rule listed", |t| {
@@ -480,6 +511,20 @@ fn the_web_page_searches_tails_shows_stats_and_edits_rules() -> anyhow::Result<(
     let (status, body) = api_get(&agg, &client, "/api/rules/web-tag-errors", VIEWER_TOKEN)?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rule"]["actions"][0]["tags"], json!(["paged"]));
+    page.click("#rules-list tr[data-rule=web-tag-errors] button.rule-edit")?;
+    page.wait_texts("#rule-editor-title", "the editor", |t| {
+        t == ["Edit rule web-tag-errors"]
+    })?;
+    let mut replaced = rule.clone();
+    replaced["actions"][0]["tags"] = json!(["paged", "web"]);
+    page.type_into("#rule-text", &replaced.to_string())?;
+    page.click("#rule-save")?;
+    page.wait_texts("#rules-status", "the replacement", |t| {
+        t == ["replaced web-tag-errors"]
+    })?;
+    let (status, body) = api_get(&agg, &client, "/api/rules/web-tag-errors", VIEWER_TOKEN)?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rule"]["actions"][0]["tags"], json!(["paged", "web"]));
     let delete = "#rules-list tr[data-rule=web-tag-errors] button.rule-delete";
     page.click(delete)?;
     page.wait_texts(delete, "the delete confirmation", |t| {
