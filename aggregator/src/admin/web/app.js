@@ -366,6 +366,7 @@
       tbody.append(el("tr", { data: { key: String(key) } }, el("td", { class: "key" }, String(key)), el("td", { class: "num" }, String(n)), el("td", { class: "barcell" }, bar)));
     }
     if (other) tbody.append(el("tr", { class: "other" }, el("td", {}, "(others)"), el("td", { class: "num" }, String(other)), el("td", {})));
+    if (rows.length === 0 && !other) tbody.append(el("tr", {}, el("td", { class: "muted", colSpan: 3 }, "none")));
     const caption = total === undefined ? title : title + " (" + total + ")";
     return el("table", { class: "counts", data: { stats: title } }, el("caption", {}, caption), tbody);
   }
