@@ -6,6 +6,8 @@
 //!   (`/api/stats`), log search ([`logs`], `/api/logs`), live tail ([`tail`], `/api/tail`), the agents seen (`/api/agents`), the sinks' state (`/api/sinks`) and
 //!   the OpenAPI document (`/api/openapi.json`, [`openapi`]); reads need
 //!   a `viewer` token, changes an `admin` one ([`auth`]).
+//! - `/`: the web page ([`web`]; its script and style under `/ui/`), no token: the API
+//!   calls it makes need one.
 //!
 //! Errors are JSON `{"error": ..., "detail": ...}` with the matching status.
 
@@ -17,6 +19,7 @@ pub mod sinks;
 pub mod tail;
 #[cfg(test)]
 mod tests;
+pub mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,6 +62,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/sinks/{name}/dead-letters"),
     ("DELETE", "/api/sinks/{name}/dead-letters"),
     ("GET", "/api/openapi.json"),
+    ("GET", "/"),
+    ("GET", "/ui/app.js"),
+    ("GET", "/ui/style.css"),
 ];
 
 /// What the admin handlers read.
@@ -133,6 +139,9 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/", get(web::index))
+        .route("/ui/app.js", get(web::app_js))
+        .route("/ui/style.css", get(web::style_css))
         .nest("/api", api)
         .fallback(|| async {
             error(

@@ -40,6 +40,11 @@ fn op(summary: &str, ok_code: &str, ok_body: Value, errors: &[&str], secured: bo
     o
 }
 
+/// A static file of the web page.
+fn asset(content_type: &str) -> Value {
+    json!({"description": "The file", "content": {content_type: {"schema": {"type": "string"}}}})
+}
+
 fn rule_ref() -> Value {
     json!({"$ref": "#/components/schemas/Rule"})
 }
@@ -195,6 +200,9 @@ pub fn document() -> Value {
                 "delete": op("Remove every dead letter of the sink", "200", ok("How many were removed", json!({"type": "object", "properties": {"sink": {"type": "string"}, "removed": {"type": "integer"}}})), &["401", "403", "404", "500"], true),
             },
             "/api/openapi.json": {"get": op("This document", "200", ok("OpenAPI 3", json!({"type": "object"})), &read, true)},
+            "/": {"get": op("The web page (search, live tail, stats, rules, agents, sinks); its script calls the API with the token typed into it", "200", asset("text/html"), &[], false)},
+            "/ui/app.js": {"get": op("The web page's script", "200", asset("text/javascript"), &[], false)},
+            "/ui/style.css": {"get": op("The web page's style sheet", "200", asset("text/css"), &[], false)},
         },
     })
 }
