@@ -196,6 +196,16 @@ fn install_and_purge(test: &str, debs: &[PathBuf]) {
     }
     let purge = Purge;
     run_ok(Command::new("dpkg").arg("-i").args(debs));
+    // The files (not the shared directories) dpkg installed, which purge must remove.
+    let shipped: Vec<PathBuf> = run_ok(Command::new("dpkg-query").arg("-L").args(BINS))
+        .lines()
+        .map(PathBuf::from)
+        .filter(|p| p.symlink_metadata().is_ok_and(|m| !m.is_dir()))
+        .collect();
+    assert!(
+        shipped.len() >= 2 * 4,
+        "dpkg-query -L lists too few files: {shipped:?}"
+    );
     let runuser = find_tool("runuser").expect("runuser (util-linux)");
     for bin in BINS {
         let short = bin.trim_start_matches("logferry-");
@@ -233,8 +243,10 @@ fn install_and_purge(test: &str, debs: &[PathBuf]) {
             .trim()
             .parse()
             .unwrap();
-        let data = std::fs::metadata(format!("/var/lib/{bin}")).unwrap();
-        assert_eq!(data.uid(), uid, "/var/lib/{bin} belongs to {bin}");
+        let data_dir = format!("/var/lib/logferry/{short}");
+        let data = std::fs::metadata(&data_dir).unwrap();
+        assert_eq!(data.uid(), uid, "{data_dir} belongs to {bin}");
+        assert_eq!(data.mode() & 0o777, 0o750, "{data_dir}: mode");
     }
     // Both services start as their users with the packaged configs (the agent with the
     // capability its unit grants), answer /healthz and stop cleanly on SIGTERM.
@@ -242,14 +254,22 @@ fn install_and_purge(test: &str, debs: &[PathBuf]) {
     smoke_run(&setpriv, "logferry-aggregator", 7401, None);
     smoke_run(&setpriv, "logferry-agent", 7402, Some("dac_read_search"));
     drop(purge);
-    for path in [
-        "/etc/logferry",
-        "/var/lib/logferry-agent",
-        "/var/lib/logferry-aggregator",
-    ] {
+    // Every file the debs shipped, and what the maintainer scripts made.
+    let mut gone = shipped.clone();
+    gone.extend(
+        [
+            "/etc/logferry",
+            "/var/lib/logferry",
+            "/var/lib/logferry/agent",
+            "/var/lib/logferry/aggregator",
+        ]
+        .map(PathBuf::from),
+    );
+    for path in &gone {
         assert!(
-            !Path::new(path).exists(),
-            "{path} is left after dpkg --purge"
+            path.symlink_metadata().is_err(),
+            "{} is left after dpkg --purge",
+            path.display()
         );
     }
     for bin in BINS {

@@ -54,7 +54,8 @@ fn rpm_packages_query_and_install_into_a_scratch_root() {
             format!("/usr/lib/systemd/system/{bin}.service"),
             format!("/usr/share/doc/{bin}"),
             format!("/usr/share/doc/{bin}/README.md"),
-            format!("/var/lib/{bin}"),
+            "/var/lib/logferry".to_owned(),
+            format!("/var/lib/logferry/{short}"),
         ];
         assert_eq!(
             files.lines().collect::<Vec<_>>(),
@@ -74,7 +75,10 @@ fn rpm_packages_query_and_install_into_a_scratch_root() {
             flags.contains(&format!("cn root /etc/logferry/{short}.toml")),
             "{flags}"
         );
-        assert!(flags.contains(&format!(" {bin} /var/lib/{bin}")), "{flags}");
+        assert!(
+            flags.contains(&format!(" {bin} /var/lib/logferry/{short}\n")),
+            "{flags}"
+        );
         let scripts = run_ok(Command::new(&rpm).args(["-qp", "--scripts"]).arg(pkg));
         for tag in ["PREIN", "POSTIN", "PREUN", "POSTUN"] {
             let script = run_ok(
