@@ -57,7 +57,7 @@ arch=$(dpkg --print-architecture)
 umask 022
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-# dpkg-shlibdeps looks for binaries under debian/<package>/ of a source tree.
+# dpkg-shlibdeps wants a source tree: debian/control, the package under debian/<package>/.
 root=$stage/debian/$bin
 mkdir -p "$root"
 printf "Source: logferry\n\nPackage: %s\nArchitecture: any\n" "$bin" >"$stage/debian/control"
@@ -75,7 +75,7 @@ install -D -m 0644 "$here/lintian/$bin" "$root/usr/share/lintian/overrides/$bin"
 
 mkdir -m 0755 "$root/DEBIAN"
 # Shared libraries the binary links, as package dependencies.
-shlibs=$(cd "$stage" && dpkg-shlibdeps -O -e "$root/usr/bin/$bin" |
+shlibs=$(cd "$stage" && dpkg-shlibdeps -O -e"$root/usr/bin/$bin" |
     sed -n 's/^shlibs:Depends=//p')
 for script in postinst prerm postrm; do
     install -m 0755 "$here/$short/$script" "$root/DEBIAN/$script"
