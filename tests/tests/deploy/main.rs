@@ -16,7 +16,8 @@
 //!   `validate` as the service user, a run as the service user, `dpkg --purge`, and
 //!   nothing left behind;
 //! - [`rpm`]: `rpmbuild -bb` from the same binaries, `rpm -qpl`, every scriptlet through
-//!   `sh -n`, `rpm -i --root DIR --nodeps --noscripts`;
+//!   `sh -n`, `rpm -i --root DIR --nodeps --noscripts`, and the packaged configs through
+//!   `validate` in a chroot of DIR;
 //! - [`image`]: `hadolint` on the Dockerfile, and its build context against the workspace.
 //!
 //! `ci/deploy-tools.sh` installs the tools (`.ci/run` calls it); it puts those from PyPI
