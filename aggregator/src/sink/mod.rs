@@ -6,6 +6,7 @@
 //! [`Sink::position`] after a flush, together with the inbox progress, and rewinds sinks
 //! to it after a crash, which makes a file sink exactly-once.
 
+pub mod cloudwatch;
 mod file;
 pub mod queue;
 pub mod remote;
