@@ -211,6 +211,22 @@ async fn moto_recreates_a_deleted_group_on_resource_not_found() {
         .map(|p| String::from_utf8(p.line.to_vec()).unwrap())
         .collect();
     assert_eq!(seqs, want);
+
+    // Deleted again, and the next event goes to a stream not seen yet: creating the
+    // stream finds no group, so the group is created again first.
+    client
+        .delete_log_group()
+        .log_group_name("/logferry/ops")
+        .send()
+        .await
+        .unwrap();
+    let mut third = vec![Pending::new(event(3, now, "ops", "h3"))];
+    let errors = deliver_until_done(&mut sink, &mut third, 1).await;
+    assert!(errors.is_empty());
+    let got = read_stream(&client, "/logferry/ops", "h3//var/log/app.log").await;
+    assert_eq!(got.len(), 1);
+    let groups = client.describe_log_groups().send().await.unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(14));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,6 +79,9 @@ pub const RETENTION_DAYS: [u32; 22] = [
     3288, 3653,
 ];
 
+/// Most partly delivered split events remembered (see [`CloudWatchSink`]).
+const MAX_PARTIAL: usize = 1024;
+
 /// Most streams sending at once that [`CloudWatchConfig::concurrency`] allows.
 pub const MAX_CONCURRENCY: usize = 64;
 
@@ -377,6 +380,11 @@ impl CloudWatchSink {
                     self.adjust.count(reason, 1);
                 }
             } else if done > 0 {
+                if self.partial.len() >= MAX_PARTIAL {
+                    // Events the queue dropped before they were finished; forgetting
+                    // them only risks sending a piece again.
+                    self.partial.clear();
+                }
                 *self.partial.entry(key).or_default() += done;
             }
         }
@@ -444,47 +452,64 @@ impl CloudWatchSink {
     }
 
     /// Creates the group (setting its retention) unless known, then the stream; either
-    /// existing already is fine.
+    /// existing already is fine. When the stream cannot be created because the group is
+    /// gone (deleted since it was seen), the group is created again, once.
     async fn create(&self, client: &Client, group: &str, stream: &str) -> Result<(), DeliverError> {
-        let group_known = {
-            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-            known.groups.contains(group)
-        };
-        if !group_known {
-            match client.create_log_group().log_group_name(group).send().await {
-                Ok(_) => {
-                    tracing::info!(sink = %self.name, group, "created CloudWatch log group");
-                    if let Some(days) = self.config.retention_days {
-                        client
-                            .put_retention_policy()
-                            .log_group_name(group)
-                            .retention_in_days(days as i32)
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                classify(&e, "PutRetentionPolicy").into_error(self.config.create)
-                            })?;
-                    }
-                }
+        let mut group_recreated = false;
+        loop {
+            let group_known = {
+                let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+                known.groups.contains(group)
+            };
+            if !group_known {
+                self.create_group(client, group).await?;
+            }
+            let created = client
+                .create_log_stream()
+                .log_group_name(group)
+                .log_stream_name(stream)
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
                 Err(e) if already_exists(&e) => {}
-                Err(e) => return Err(classify(&e, "CreateLogGroup").into_error(self.config.create)),
+                Err(e) => match classify(&e, "CreateLogStream") {
+                    Failure::NotFound(_) if !group_recreated => {
+                        group_recreated = true;
+                        self.forget(group, stream);
+                        continue;
+                    }
+                    failure => return Err(failure.into_error(self.config.create)),
+                },
             }
             let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-            known.groups.insert(group.to_owned());
+            known.streams.insert((group.to_owned(), stream.to_owned()));
+            return Ok(());
         }
-        match client
-            .create_log_stream()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .send()
-            .await
-        {
-            Ok(_) => {}
+    }
+
+    /// Creates a log group and sets its retention; an existing group is left as it is.
+    async fn create_group(&self, client: &Client, group: &str) -> Result<(), DeliverError> {
+        match client.create_log_group().log_group_name(group).send().await {
+            Ok(_) => {
+                tracing::info!(sink = %self.name, group, "created CloudWatch log group");
+                if let Some(days) = self.config.retention_days {
+                    client
+                        .put_retention_policy()
+                        .log_group_name(group)
+                        .retention_in_days(i32::try_from(days).unwrap_or(i32::MAX))
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            classify(&e, "PutRetentionPolicy").into_error(self.config.create)
+                        })?;
+                }
+            }
             Err(e) if already_exists(&e) => {}
-            Err(e) => return Err(classify(&e, "CreateLogStream").into_error(self.config.create)),
+            Err(e) => return Err(classify(&e, "CreateLogGroup").into_error(self.config.create)),
         }
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-        known.streams.insert((group.to_owned(), stream.to_owned()));
+        known.groups.insert(group.to_owned());
         Ok(())
     }
 
