@@ -475,3 +475,50 @@ async fn stub_slow_answer_times_out_as_unavailable() {
     deliver_until_done(&mut sink, &mut batch, 1).await;
     assert_eq!(stub.accepted().len(), 1);
 }
+
+#[tokio::test]
+async fn stub_groups_managed_elsewhere_need_no_create_permission() {
+    // No permission to create groups or set retention, but the group exists: events flow.
+    let stub = Stub::start(vec![]).await;
+    stub.answer("CreateLogGroup", Reply::AccessDenied);
+    stub.answer("PutRetentionPolicy", Reply::AccessDenied);
+    let cfg = config(&stub.endpoint(), "retention_days = 7");
+    let mut managed = sink(&cfg, Adjustments::default());
+    let mut batch = stub_lines(2, now_ms());
+    let errors = deliver_until_done(&mut managed, &mut batch, 1).await;
+    assert!(errors.is_empty());
+    assert_eq!(stub.accepted().len(), 2);
+    assert_eq!(stub.calls("CreateLogGroup"), 1);
+    assert_eq!(stub.calls("CreateLogStream"), 1);
+
+    // The group does not exist either: refused, saying both.
+    let stub = Stub::start(vec![]).await;
+    stub.answer("CreateLogGroup", Reply::AccessDenied);
+    stub.answer("CreateLogStream", Reply::NotFound);
+    let mut missing = sink(&config(&stub.endpoint(), ""), Adjustments::default());
+    let mut batch = stub_lines(1, now_ms());
+    let err = missing.deliver(&mut batch).await.unwrap_err();
+    assert_eq!(err.kind, FailureKind::Refused, "{err}");
+    assert!(err.message.contains("AccessDenied"), "{err}");
+    assert!(err.message.contains("ResourceNotFound"), "{err}");
+    assert!(batch[0].is_waiting());
+    assert_eq!(stub.calls("PutLogEvents"), 0);
+}
+
+#[tokio::test]
+async fn stub_new_group_gets_its_retention() {
+    let stub = Stub::start(vec![]).await;
+    let mut sink = sink(
+        &config(&stub.endpoint(), "retention_days = 7"),
+        Adjustments::default(),
+    );
+    let mut batch = stub_lines(1, now_ms());
+    deliver_until_done(&mut sink, &mut batch, 1).await;
+    assert_eq!(stub.calls("PutRetentionPolicy"), 1);
+    // Known from now on: no more creation calls for this stream.
+    let mut batch = stub_lines(1, now_ms());
+    deliver_until_done(&mut sink, &mut batch, 1).await;
+    assert_eq!(stub.calls("CreateLogGroup"), 1);
+    assert_eq!(stub.calls("CreateLogStream"), 1);
+    assert_eq!(stub.calls("PutLogEvents"), 2);
+}

@@ -131,6 +131,8 @@ pub enum Reply {
     Status(u16),
     /// HTTP 400 `AccessDeniedException`.
     AccessDenied,
+    /// HTTP 400 `ResourceNotFoundException`.
+    NotFound,
     /// Accept, except the events `rejectedLogEventsInfo` names.
     Rejected {
         too_old_end: i32,
@@ -156,6 +158,8 @@ struct StubState {
     accepted: Vec<Accepted>,
     calls: HashMap<String, usize>,
     max_request_bytes: usize,
+    /// Fixed answers for operations other than `PutLogEvents` (default: success).
+    others: HashMap<String, Reply>,
 }
 
 /// The stub server; stops on drop.
@@ -188,6 +192,15 @@ impl Stub {
     /// Events accepted so far, in the order received.
     pub fn accepted(&self) -> Vec<Accepted> {
         self.state.lock().unwrap().accepted.clone()
+    }
+
+    /// Answers every later call of `operation` (not `PutLogEvents`) with `reply`.
+    pub fn answer(&self, operation: &str, reply: Reply) {
+        self.state
+            .lock()
+            .unwrap()
+            .others
+            .insert(operation.to_owned(), reply);
     }
 
     /// How many calls of `operation` arrived.
@@ -255,7 +268,11 @@ async fn handle(
         *st.calls.entry(operation.to_owned()).or_default() += 1;
         if operation != "PutLogEvents" {
             // CreateLogGroup, CreateLogStream, PutRetentionPolicy...
-            return ok(json!({}));
+            return match st.others.get(operation) {
+                Some(Reply::AccessDenied) => error(400, "AccessDeniedException", "not allowed"),
+                Some(Reply::NotFound) => error(400, "ResourceNotFoundException", "no group"),
+                _ => ok(json!({})),
+            };
         }
         st.script.pop_front().unwrap_or(Reply::Ok)
     };
@@ -270,6 +287,7 @@ async fn handle(
         Reply::Unavailable => return error(503, "ServiceUnavailableException", "down"),
         Reply::Status(code) => return (StatusCode::from_u16(code).unwrap(), "{}").into_response(),
         Reply::AccessDenied => return error(400, "AccessDeniedException", "not allowed"),
+        Reply::NotFound => return error(400, "ResourceNotFoundException", "no group"),
         Reply::Hang => std::future::pending().await,
     };
     let group = request["logGroupName"]

@@ -30,6 +30,12 @@
 //! - `ResourceNotFoundException`: with `create = true`, the group (with its retention)
 //!   and stream are created and the request is sent again once, at once; with `create =
 //!   false` it is [`FailureKind::Refused`] (an operator has to create them).
+//!
+//! With `create = true`, a new stream is created before its first request, and its group
+//! too unless already seen. Creating a group without the permission is not an error by
+//! itself (groups are often managed elsewhere): only if the stream then finds no group.
+//! Failing to set the retention of a new group is logged as an error and the events are
+//! sent anyway.
 //! - Credentials and permissions (`AccessDeniedException`, `UnrecognizedClientException`,
 //!   invalid or expired tokens, signatures), any other 4xx such as
 //!   `InvalidParameterException`, and a missing region or credentials:
@@ -43,8 +49,8 @@
 //! [`CloudWatchConfig::timeout`].
 //!
 //! A split event whose first pieces were accepted before a later request failed is
-//! remembered (by a hash of its line) so the retry sends only the remaining pieces: no
-//! piece is sent twice within a run.
+//! remembered (by a hash of its line, for up to 1,024 such events) so the retry sends only
+//! the remaining pieces: no piece is sent twice within a run.
 //!
 //! # Client
 //!
@@ -454,15 +460,23 @@ impl CloudWatchSink {
     /// Creates the group (setting its retention) unless known, then the stream; either
     /// existing already is fine. When the stream cannot be created because the group is
     /// gone (deleted since it was seen), the group is created again, once.
+    ///
+    /// A group that may not be created (no `logs:CreateLogGroup` permission, common when
+    /// groups are managed elsewhere) is only an error if the stream then finds no group.
     async fn create(&self, client: &Client, group: &str, stream: &str) -> Result<(), DeliverError> {
         let mut group_recreated = false;
+        let mut group_refused: Option<DeliverError> = None;
         loop {
             let group_known = {
                 let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
                 known.groups.contains(group)
             };
             if !group_known {
-                self.create_group(client, group).await?;
+                match self.create_group(client, group).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind == FailureKind::Refused => group_refused = Some(e),
+                    Err(e) => return Err(e),
+                }
             }
             let created = client
                 .create_log_stream()
@@ -474,11 +488,20 @@ impl CloudWatchSink {
                 Ok(_) => {}
                 Err(e) if already_exists(&e) => {}
                 Err(e) => match classify(&e, "CreateLogStream") {
-                    Failure::NotFound(_) if !group_recreated => {
-                        group_recreated = true;
-                        self.forget(group, stream);
-                        continue;
-                    }
+                    Failure::NotFound(message) => match group_refused.take() {
+                        Some(refused) => {
+                            return Err(DeliverError {
+                                message: format!("{}; {message}", refused.message),
+                                ..refused
+                            })
+                        }
+                        None if !group_recreated => {
+                            group_recreated = true;
+                            self.forget(group, stream);
+                            continue;
+                        }
+                        None => return Err(Failure::NotFound(message).into_error(true)),
+                    },
                     failure => return Err(failure.into_error(self.config.create)),
                 },
             }
@@ -494,15 +517,18 @@ impl CloudWatchSink {
             Ok(_) => {
                 tracing::info!(sink = %self.name, group, "created CloudWatch log group");
                 if let Some(days) = self.config.retention_days {
-                    client
+                    let set = client
                         .put_retention_policy()
                         .log_group_name(group)
                         .retention_in_days(i32::try_from(days).unwrap_or(i32::MAX))
                         .send()
-                        .await
-                        .map_err(|e| {
-                            classify(&e, "PutRetentionPolicy").into_error(self.config.create)
-                        })?;
+                        .await;
+                    if let Err(e) = set {
+                        // The group exists and takes events: do not hold them back for
+                        // its retention, but say so loudly.
+                        let e = classify(&e, "PutRetentionPolicy").into_error(true);
+                        tracing::error!(sink = %self.name, group, error = %e, "could not set the retention of a new log group");
+                    }
                 }
             }
             Err(e) if already_exists(&e) => {}
