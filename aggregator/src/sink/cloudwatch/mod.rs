@@ -96,10 +96,11 @@ pub const MAX_CONCURRENCY: usize = 64;
 #[serde(deny_unknown_fields)]
 pub struct CloudWatchConfig {
     /// Log group name template, e.g. `/logferry/{k8s.namespace}`. Characters a group
-    /// name may not have become `_`, names are cut to 512 bytes (README-section.md).
+    /// name may not have become `_`, names are cut to 512 bytes
+    /// ([`batcher::group_name`]).
     pub group: Template,
     /// Log stream name template, e.g. `{host}/{source.path}`. `:` and `*` become `_`,
-    /// names are cut to 512 bytes.
+    /// names are cut to 512 bytes ([`batcher::stream_name`]).
     pub stream: Template,
     /// Create missing log groups (with `retention_days`) and streams, on first use and
     /// when the service says one does not exist (default true). Needs the permissions
