@@ -366,6 +366,8 @@ pub enum SinkConfig {
     Stdout {},
     /// POSTs batches of JSON lines to an HTTP endpoint, from its own durable queue.
     Http(Box<crate::sink::http::HttpSinkConfig>),
+    /// Sends events to AWS CloudWatch Logs, from its own durable queue.
+    CloudwatchLogs(Box<crate::sink::cloudwatch::CloudWatchConfig>),
 }
 
 impl SinkConfig {
@@ -375,6 +377,7 @@ impl SinkConfig {
             SinkConfig::File { .. } => "file",
             SinkConfig::Stdout {} => "stdout",
             SinkConfig::Http(_) => "http",
+            SinkConfig::CloudwatchLogs(_) => "cloudwatch_logs",
         }
     }
 
@@ -389,6 +392,7 @@ impl SinkConfig {
         match self {
             SinkConfig::File { .. } | SinkConfig::Stdout {} => None,
             SinkConfig::Http(c) => Some((&c.queue, &c.retry)),
+            SinkConfig::CloudwatchLogs(c) => Some((&c.queue, &c.retry)),
         }
     }
 }
@@ -469,6 +473,20 @@ impl AggregatorConfig {
         }
         if self.sinks.is_empty() {
             return Err(ConfigError::invalid("sinks", "configure at least one sink"));
+        }
+        for (name, sink) in &self.sinks {
+            // What a sink checks when it is built (names, limits, URLs), without connecting.
+            let checked = match sink {
+                SinkConfig::File { .. } | SinkConfig::Stdout {} => Ok(()),
+                SinkConfig::Http(c) => crate::sink::http::HttpSink::new(c).map(drop),
+                SinkConfig::CloudwatchLogs(c) => c.validate(),
+            };
+            if let Err(e) = checked {
+                return Err(ConfigError::invalid(
+                    format!("sinks.{name}"),
+                    format!("{e:#}"),
+                ));
+            }
         }
         if !(1..=MAX_WORKERS).contains(&self.pipeline.workers) {
             return Err(ConfigError::invalid(

@@ -6,6 +6,7 @@
 //! [`Sink::position`] after a flush, together with the inbox progress, and rewinds sinks
 //! to it after a crash, which makes a file sink exactly-once.
 
+pub mod cloudwatch;
 pub mod delivery;
 mod file;
 pub mod http;
@@ -305,6 +306,11 @@ pub fn build(name: &str, config: &SinkConfig, ctx: &BuildContext<'_>) -> anyhow:
             })
         }
         SinkConfig::Http(c) => Box::new(http::HttpSink::new(c)?),
+        SinkConfig::CloudwatchLogs(c) => Box::new(cloudwatch::CloudWatchSink::new(
+            name,
+            c,
+            ctx.families.adjustments(name),
+        )?),
     };
     let (qc, retry) = config
         .queued()
