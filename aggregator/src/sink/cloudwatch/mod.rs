@@ -784,8 +784,8 @@ mod tests {
 
     #[test]
     fn readme_example_is_a_valid_config() {
-        let doc = include_str!("README-section.md");
-        let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+        let doc = include_str!("../../../../README.md");
+        let start = doc.find("[sinks.cloudwatch]\ntype = \"cloudwatch_logs\"").unwrap();
         let end = start + doc[start..].find("```").unwrap();
         let table: toml::Table = toml::from_str(&doc[start..end]).unwrap();
         let mut sink = table["sinks"]["cloudwatch"].as_table().unwrap().clone();
