@@ -34,6 +34,8 @@ pub struct AggregatorOptions {
     /// Inputs whose `"listening"` line to wait for (component `input.<name>`); their
     /// addresses end up in [`Aggregator::input_addrs`].
     pub inputs: Vec<String>,
+    /// Extra environment variables for the process (e.g. credentials for a sink).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for AggregatorOptions {
@@ -47,11 +49,18 @@ impl Default for AggregatorOptions {
             mtls: false,
             extra_config: String::new(),
             inputs: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
 
 impl AggregatorOptions {
+    /// Sets an environment variable for the process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Sets `ingest.listen`.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.ingest_listen = addr;
@@ -182,7 +191,7 @@ impl Aggregator {
             &binary("logferry-aggregator"),
             &args,
             &log,
-            &[],
+            &options.env,
         )?;
         let mut components = vec!["ingest".to_owned(), "admin".to_owned()];
         components.extend(options.inputs.iter().map(|n| format!("input.{n}")));

@@ -785,7 +785,9 @@ mod tests {
     #[test]
     fn readme_example_is_a_valid_config() {
         let doc = include_str!("../../../../README.md");
-        let start = doc.find("[sinks.cloudwatch]\ntype = \"cloudwatch_logs\"").unwrap();
+        let start = doc
+            .find("[sinks.cloudwatch]\ntype = \"cloudwatch_logs\"")
+            .unwrap();
         let end = start + doc[start..].find("```").unwrap();
         let table: toml::Table = toml::from_str(&doc[start..end]).unwrap();
         let mut sink = table["sinks"]["cloudwatch"].as_table().unwrap().clone();
