@@ -529,8 +529,8 @@ async fn stub_new_group_gets_its_retention() {
 /// moto is away loses nothing either.
 #[test]
 fn the_aggregator_binary_forwards_100k_events_to_moto() {
-    use logferry_e2e::http::{self as e2e_http, BodyMode};
-    use logferry_e2e::{frames, wait_until, Aggregator, AggregatorOptions, TestDir, TOKEN};
+    use logferry_e2e::http as e2e_http;
+    use logferry_e2e::{wait_until, Aggregator, AggregatorOptions, TestDir};
 
     let moto = Moto::start();
     let dir = TestDir::new().unwrap();
@@ -568,16 +568,8 @@ batch_wait = "100ms"
             let path = paths[(seq / 2 % 2) as usize];
             let lines: Vec<String> = (0..500).map(|i| format!("cw-{seq}-{i}")).collect();
             let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-            let frame = frames::batch("e2e-cw", "s", seq, host, path, &refs).unwrap();
-            let answer = e2e_http::post(
-                &client,
-                &agg.batch_url(),
-                Some(TOKEN),
-                frame,
-                BodyMode::Sized,
-            )
-            .unwrap();
-            assert_eq!(answer.status, 200, "{answer}");
+            agg.send_lines(&client, "e2e-cw", seq, (host, path), &refs)
+                .unwrap();
             want.entry((format!("/logferry/{host}"), path.to_owned()))
                 .or_default()
                 .extend(lines);

@@ -234,6 +234,28 @@ impl Aggregator {
         format!("https://{}/v1/batch", self.ingest_addr)
     }
 
+    /// Sends `lines` from `path` on `host` as batch `seq` of agent `agent` (stream `s`,
+    /// with [`TOKEN`]), and fails unless it is answered 200.
+    pub fn send_lines(
+        &self,
+        client: &reqwest::blocking::Client,
+        agent: &str,
+        seq: u64,
+        (host, path): (&str, &str),
+        lines: &[&str],
+    ) -> anyhow::Result<()> {
+        let frame = crate::frames::batch(agent, "s", seq, host, path, lines)?;
+        let answer = http::post(
+            client,
+            &self.batch_url(),
+            Some(TOKEN),
+            frame,
+            http::BodyMode::Sized,
+        )?;
+        anyhow::ensure!(answer.status == 200, "batch {seq}: {answer}");
+        Ok(())
+    }
+
     /// `http://ADMIN{path}`.
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin_addr)

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fantoccini::{Client, ClientBuilder, Locator};
-use logferry_e2e::http::{self, BodyMode};
-use logferry_e2e::{frames, wait_until, Aggregator, AggregatorOptions, TestDir, TOKEN};
+use logferry_e2e::http;
+use logferry_e2e::{wait_until, Aggregator, AggregatorOptions, TestDir};
 use serde_json::{json, Value};
 
 /// How long any one thing may take to show in the page.
@@ -245,16 +245,7 @@ fn send(
     seq: u64,
     lines: &[&str],
 ) -> anyhow::Result<()> {
-    let frame = frames::batch("e2e-web", "s", seq, "web-1", "/var/log/app.log", lines)?;
-    let answer = http::post(
-        client,
-        &agg.batch_url(),
-        Some(TOKEN),
-        frame,
-        BodyMode::Sized,
-    )?;
-    anyhow::ensure!(answer.status == 200, "batch {seq}: {answer}");
-    Ok(())
+    agg.send_lines(client, "e2e-web", seq, ("web-1", "/var/log/app.log"), lines)
 }
 
 /// GET `path` from the admin API with `token`: (status, JSON body).

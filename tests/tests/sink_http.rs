@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use logferry_e2e::collector::Collector;
-use logferry_e2e::http::{self, BodyMode};
-use logferry_e2e::{frames, sink, wait_until, Aggregator, AggregatorOptions, TestDir, TOKEN};
+use logferry_e2e::http;
+use logferry_e2e::{sink, wait_until, Aggregator, AggregatorOptions, TestDir};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -49,15 +49,13 @@ fn send(
             })
             .collect();
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let frame = frames::batch("e2e-http", "s", seq, "node-1", "/var/log/app.log", &refs)?;
-        let answer = http::post(
+        agg.send_lines(
             client,
-            &agg.batch_url(),
-            Some(TOKEN),
-            frame,
-            BodyMode::Sized,
+            "e2e-http",
+            seq,
+            ("node-1", "/var/log/app.log"),
+            &refs,
         )?;
-        anyhow::ensure!(answer.status == 200, "batch {seq}: {answer}");
         sent.extend(lines);
     }
     Ok(sent)
