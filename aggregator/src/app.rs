@@ -87,6 +87,22 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     } else {
         None
     };
+    if let Some(store) = &queues {
+        // A queue whose sink was removed or renamed keeps its events on disk; say so.
+        for name in store.names() {
+            if !cfg.sinks.get(&name).is_some_and(|s| s.queued().is_some()) {
+                match store.waiting(&name) {
+                    Ok(0) => {}
+                    Ok(events) => {
+                        tracing::warn!(sink = %name, events, "a sink queue holds events but no such queued sink is configured; they are kept, not delivered (configure the sink again to deliver them)")
+                    }
+                    Err(e) => {
+                        tracing::warn!(sink = %name, error = %e, "cannot read the queue of a sink that is no longer configured")
+                    }
+                }
+            }
+        }
+    }
     let build_ctx = sink::BuildContext {
         queues: queues.as_ref(),
         families: &metrics.delivery,

@@ -154,6 +154,32 @@ impl QueueStore {
         })
     }
 
+    /// Names of the sinks that have a queue tree here, configured or not.
+    pub fn names(&self) -> Vec<String> {
+        self.db
+            .tree_names()
+            .iter()
+            .filter_map(|n| {
+                std::str::from_utf8(n)
+                    .ok()?
+                    .strip_prefix("q/")
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    /// Events waiting in the queue of `name` without opening it as a sink's (for queues
+    /// whose sink is no longer configured).
+    pub fn waiting(&self, name: &str) -> Result<u64, QueueError> {
+        let tree = self.db.open_tree(format!("q/{name}"))?;
+        let mut events = 0;
+        for item in tree.iter() {
+            let (k, v) = item?;
+            events += u64::from(parse_entry(key_of(&k), &v)?.1);
+        }
+        Ok(events)
+    }
+
     /// The queue of sink `name`, reading back what it holds.
     pub fn queue(&self, name: &str, config: &QueueConfig) -> Result<Arc<SinkQueue>, QueueError> {
         SinkQueue::open(self, name, config).map(Arc::new)

@@ -233,3 +233,18 @@ fn taking_respects_event_and_byte_limits_but_always_takes_one() {
     let t = q.take(100, 40).unwrap();
     assert!(t.bytes <= 40 && !t.is_empty());
 }
+
+#[test]
+fn the_store_names_every_queue_and_counts_what_waits_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = QueueStore::open(dir.path()).unwrap();
+    let q = store.queue("old", &QueueConfig::default()).unwrap();
+    let (a, n) = lines(0..7);
+    q.append(&a, n, 1).unwrap();
+    store.queue("new", &QueueConfig::default()).unwrap();
+    let mut names = store.names();
+    names.sort();
+    assert_eq!(names, ["new", "old"]);
+    assert_eq!(store.waiting("old").unwrap(), 7);
+    assert_eq!(store.waiting("new").unwrap(), 0);
+}
