@@ -90,7 +90,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     if let Some(store) = &queues {
         // A queue whose sink was removed or renamed keeps its events on disk; say so.
         for name in store.names() {
-            if !cfg.sinks.get(&name).is_some_and(|s| s.queued().is_some()) {
+            if cfg.sinks.get(&name).is_none_or(|s| s.queued().is_none()) {
                 match store.waiting(&name) {
                     Ok(0) => {}
                     Ok(events) => {
@@ -109,29 +109,18 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     };
     let mut sinks = Vec::new();
     let mut board_entries = Vec::new();
-    let mut deliveries = Vec::new();
+    let mut delivery_tasks = Vec::new();
     for (name, sc) in &cfg.sinks {
         let built = sink::build(name, sc, &build_ctx).with_context(|| format!("sink {name}"))?;
         sinks.push(built.sink);
         board_entries.push((name.clone(), sc.kind(), built.queue));
         if let Some(task) = built.delivery {
-            deliveries.push((board_entries.len() - 1, task));
+            delivery_tasks.push((board_entries.len() - 1, task));
         }
     }
     let sink_board = Arc::new(sink::SinkBoard::with_queues(board_entries));
     metrics.register_collector(Box::new(collectors::SinkQueueMetrics(sink_board.clone())));
-    // Delivery runs until the pipeline has stopped (Running::stop), so that what the
-    // pipeline queues while it drains stays queued, not half sent.
-    let delivery_stop = Shutdown::new();
-    let deliveries: Vec<JoinHandle<()>> = deliveries
-        .into_iter()
-        .map(|(i, task)| {
-            tokio::spawn(
-                task.with_board(sink_board.clone(), i)
-                    .run(delivery_stop.clone()),
-            )
-        })
-        .collect();
+
     let limits = DecodeLimits {
         max_frame_bytes: cfg.ingest.max_body_bytes,
         max_raw_bytes: cfg.ingest.max_decompressed_bytes,
@@ -237,7 +226,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         traffic: traffic.clone(),
         notifications: notifications.clone(),
         agents,
-        sinks: sink_board,
+        sinks: sink_board.clone(),
         tail: Some(tail),
         tails: Arc::new(tokio::sync::Semaphore::new(admin::tail::MAX_TAILS)),
         shutdown: shutdown.clone(),
@@ -264,6 +253,19 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         },
     )
     .await?;
+    // Delivery starts once everything else has (the pipeline has cut the queues back to
+    // their recorded positions and committed them) and runs until the pipeline has
+    // stopped (Running::stop), so what the pipeline queues while it drains is kept.
+    let delivery_stop = Shutdown::new();
+    let deliveries: Vec<JoinHandle<()>> = delivery_tasks
+        .into_iter()
+        .map(|(i, task)| {
+            tokio::spawn(
+                task.with_board(sink_board.clone(), i)
+                    .run(delivery_stop.clone()),
+            )
+        })
+        .collect();
     tracing::info!(waiting_batches = inbox.len(), rules = rules.engine().len(), rules_from = ?rules.origin(), "aggregator started");
     Ok(Running {
         ingest_addr,

@@ -81,6 +81,8 @@ fn http_sink_delivers_once_through_failures_an_outage_and_a_kill() -> anyhow::Re
     let mut collector = Collector::start()?;
     collector.fail_next(3, 503, None);
     collector.fail_next(1, 429, Some(1));
+    // A whole-request refusal (a wrong path, say) is retried, never dead-lettered.
+    collector.fail_next(1, 404, None);
     let options = AggregatorOptions::default().extra(&sink_config(&collector, 500));
     let mut agg = Aggregator::start(&dir, options)?;
     let client = http::client(&dir, false)?;
@@ -94,6 +96,14 @@ fn http_sink_delivers_once_through_failures_an_outage_and_a_kill() -> anyhow::Re
     let statuses = collector.statuses();
     assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 3);
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1);
+    assert_eq!(statuses.iter().filter(|s| **s == 404).count(), 1);
+    assert!(
+        metric(
+            &agg,
+            &client,
+            r#"logferry_sink_failed_requests_total{sink="hook",kind="refused"}"#
+        ) >= 1.0
+    );
     assert!(collector.gzip_requests() > 0, "bodies are gzip by default");
     assert!(
         metric(
@@ -170,8 +180,9 @@ fn refused_events_become_dead_letters_that_the_admin_api_lists_and_purges() -> a
     let dir = TestDir::new()?;
     let collector = Collector::start()?;
     collector.refuse_containing("poison");
-    // One event per request, so that only the poisoned ones are refused.
-    let options = AggregatorOptions::default().extra(&sink_config(&collector, 1));
+    // Requests of 500 events: a 400 splits the request until the poisoned events are
+    // found alone, so only they are refused.
+    let options = AggregatorOptions::default().extra(&sink_config(&collector, 500));
     let mut agg = Aggregator::start(&dir, options)?;
     let client = http::client(&dir, false)?;
     let sent = send(&agg, &client, 1..2, Some(50))?;

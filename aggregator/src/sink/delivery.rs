@@ -156,7 +156,8 @@ impl Backoff {
             .min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         if let Some(asked) = e.retry_after {
-            return asked.min(self.max);
+            // Never less than the first wait: `Retry-After: 0` must not make a busy loop.
+            return asked.max(self.initial).min(self.max);
         }
         if e.kind == FailureKind::Refused {
             return self.max;
@@ -253,8 +254,13 @@ impl DeliveryTask {
             // queued.
             let small = taken.pending.len() < hint.max_events && taken.bytes < hint.max_bytes / 2;
             if small {
-                let age =
-                    Duration::from_millis(now_ms().saturating_sub(taken.oldest_ms.unwrap_or(0)));
+                let (now, oldest) = (now_ms(), taken.oldest_ms.unwrap_or(0));
+                // An enqueue time ahead of the clock (it was set back) counts as old.
+                let age = if oldest > now {
+                    batch_wait
+                } else {
+                    Duration::from_millis(now - oldest)
+                };
                 if age < batch_wait {
                     tokio::select! {
                         _ = tokio::time::sleep(batch_wait - age) => {}
@@ -268,21 +274,26 @@ impl DeliveryTask {
             loop {
                 let started = Instant::now();
                 let result = {
-                    let delivery = self.sink.deliver(&mut taken.pending);
+                    // A delivery under way when the stop comes gets STOP_GRACE to finish:
+                    // the service may already have its request.
+                    let mut delivery = self.sink.deliver(&mut taken.pending);
+                    let stopped = || {
+                        Err(DeliverError::new(
+                            FailureKind::Unavailable,
+                            "stopped while delivering",
+                        ))
+                    };
                     if stop.is_triggered() {
                         tokio::time::timeout(STOP_GRACE, delivery)
                             .await
-                            .unwrap_or_else(|_| {
-                                Err(DeliverError::new(
-                                    FailureKind::Unavailable,
-                                    "stopped while delivering",
-                                ))
-                            })
+                            .unwrap_or_else(|_| stopped())
                     } else {
                         tokio::select! {
-                            r = delivery => r,
+                            r = &mut delivery => r,
                             _ = stop.wait() => {
-                                Err(DeliverError::new(FailureKind::Unavailable, "stopped while delivering"))
+                                tokio::time::timeout(STOP_GRACE, delivery)
+                                    .await
+                                    .unwrap_or_else(|_| stopped())
                             }
                         }
                     }
@@ -298,6 +309,10 @@ impl DeliveryTask {
                         }
                         backoff.reset();
                         self.settle(&taken, &label);
+                        // Durable before the next batch: a crash resends at most one.
+                        if let Err(e) = self.queue.flush_async().await {
+                            tracing::error!(sink = %self.queue.name(), error = %e, "cannot make delivered events durable in the sink queue; they may be sent again after a crash");
+                        }
                         continue 'run;
                     }
                     Err(e) => {

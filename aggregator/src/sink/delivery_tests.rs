@@ -229,6 +229,15 @@ fn backoff_grows_with_jitter_up_to_its_cap_and_honours_the_service() {
         ..err.clone()
     };
     assert_eq!(b.next(&asked), Duration::from_secs(1));
+    let at_once = DeliverError {
+        retry_after: Some(Duration::ZERO),
+        ..err.clone()
+    };
+    assert_eq!(
+        b.next(&at_once),
+        Duration::from_millis(100),
+        "never a busy loop"
+    );
     let refused = DeliverError::new(FailureKind::Refused, "bad token");
     b.reset();
     assert_eq!(b.next(&refused), Duration::from_secs(2));

@@ -3,10 +3,13 @@
 //! reach what has no sink of its own.
 //!
 //! Answers: 2xx delivers the batch; 408, 429 and 5xx are retried (honouring
-//! `Retry-After` in seconds); 401 and 403 are retried with the longest backoff (fix the
-//! token and nothing is lost); 413 splits the batch in halves until it fits, and a single
-//! event that still does not fit is refused for good; any other 4xx refuses the batch's
-//! events for good (dead letters, with the status and the start of the answer as reason).
+//! `Retry-After` in seconds); 413, 400 and 422 split the batch in halves until the
+//! request is a single event, which is then refused for good (a dead letter, with the
+//! status and the start of the answer as the reason): one bad event never takes its
+//! batch with it. Every other answer (401, 403, 404, a redirect, ...) says the request as
+//! a whole cannot succeed as configured: it is retried with the longest backoff and
+//! logged, so fixing the URL or the token loses nothing. Redirects are not followed (a
+//! POST redirected with 301/302/303 would be re-sent as a GET without its body).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -135,6 +138,7 @@ impl HttpSink {
         };
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .build()
@@ -209,17 +213,17 @@ impl HttpSink {
         match status.as_u16() {
             408 | 500..=599 => Err(fail(FailureKind::Unavailable)),
             429 => Err(fail(FailureKind::Throttled)),
-            401 | 403 => Err(fail(FailureKind::Refused)),
-            413 => Ok(Answer::TooLarge(message)),
-            _ => Ok(Answer::Refused(message)),
+            400 | 413 | 422 => Ok(Answer::Refused(message)),
+            _ => Err(fail(FailureKind::Refused)),
         }
     }
 }
 
 /// What the endpoint said to a request.
 enum Answer {
+    /// 2xx.
     Taken,
-    TooLarge(String),
+    /// 400, 413 or 422: something in the request; split it until the event is found.
     Refused(String),
 }
 
@@ -248,19 +252,14 @@ impl Deliver for HttpSink {
                             batch[i].outcome = Outcome::Delivered;
                         }
                     }
-                    Answer::TooLarge(reason) if idx.len() == 1 => {
+                    Answer::Refused(reason) if idx.len() == 1 => {
                         batch[idx[0]].outcome = Outcome::Rejected(reason);
                     }
-                    Answer::TooLarge(_) => {
+                    Answer::Refused(_) => {
                         let (a, b) = idx.split_at(idx.len() / 2);
                         // Last pushed goes first: keep the order.
                         todo.push(b.to_vec());
                         todo.push(a.to_vec());
-                    }
-                    Answer::Refused(reason) => {
-                        for i in idx {
-                            batch[i].outcome = Outcome::Rejected(reason.clone());
-                        }
                     }
                 }
             }

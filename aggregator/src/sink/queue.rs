@@ -223,6 +223,7 @@ pub struct SinkQueue {
     dead: sled::Tree,
     meta: sled::Tree,
     cursor_key: Vec<u8>,
+    dead_next_key: Vec<u8>,
     state: Mutex<QState>,
     /// Entries below this key may be delivered.
     committed: AtomicU64,
@@ -318,8 +319,11 @@ impl SinkQueue {
             st.dead_bytes += v.len() as u64;
             st.dead_count += 1;
         }
-        let next = st.next_key;
         let cursor_key = format!("cursor/{name}").into_bytes();
+        // Dead-letter ids never go back, even when every dead letter was purged.
+        if let Some(v) = meta.get(format!("deadnext/{name}"))? {
+            st.dead_next = st.dead_next.max(key_of(&v));
+        }
         // Events the cursor says are settled in the first entry are not waiting.
         if let (Some(v), Some(first)) = (
             meta.get(&cursor_key)?,
@@ -337,8 +341,12 @@ impl SinkQueue {
             dead,
             meta,
             cursor_key,
+            dead_next_key: format!("deadnext/{name}").into_bytes(),
             state: Mutex::new(st),
-            committed: AtomicU64::new(next),
+            // Nothing may be delivered until the pipeline has cut the queue back to its
+            // recorded position and committed it (pipeline::rewind_at_start): entries of
+            // a round that never completed must not be sent.
+            committed: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -370,7 +378,8 @@ impl SinkQueue {
 
     /// True when `when_full = "block"` and the queue is at or over `max_bytes`.
     pub fn is_full(&self) -> bool {
-        self.config.when_full == WhenFull::Block && self.state().bytes >= self.config.max_bytes
+        let bytes = self.state().bytes;
+        self.config.when_full == WhenFull::Block && bytes > 0 && bytes >= self.config.max_bytes
     }
 
     /// Appends one entry of `events` JSON lines; returns how many events `drop_oldest`
@@ -395,11 +404,14 @@ impl SinkQueue {
                 let Some((k, v)) = self.entries.range(from..be(key)).next().transpose()? else {
                     break;
                 };
-                let n = parse_entry(key_of(&k), &v).map_or(0, |(_, n, _)| n);
+                let entry = key_of(&k);
+                let n = parse_entry(entry, &v).map_or(0, |(_, n, _)| u64::from(n));
+                // Events of it the cursor says were delivered are neither waiting nor dropped.
+                let n = n.saturating_sub(self.cursor(entry)? as u64);
                 self.entries.remove(&k)?;
                 st.bytes = st.bytes.saturating_sub(v.len() as u64);
-                st.events = st.events.saturating_sub(u64::from(n));
-                dropped += u64::from(n);
+                st.events = st.events.saturating_sub(n);
+                dropped += n;
             }
             if dropped > 0 {
                 st.oldest_ms = self.first_entry_ms()?;
@@ -414,6 +426,13 @@ impl SinkQueue {
             Some((k, v)) => Some(parse_entry(key_of(&k), &v)?.0),
             None => None,
         })
+    }
+
+    /// Makes everything written so far durable without blocking a thread (after
+    /// [`SinkQueue::settle`], so a crash resends at most the batch in flight).
+    pub async fn flush_async(&self) -> Result<(), QueueError> {
+        self.db.flush_async().await?;
+        Ok(())
     }
 
     /// Makes every append durable.
@@ -483,6 +502,9 @@ impl SinkQueue {
     /// from the front of the committed part of the queue, without removing them.
     pub fn take(&self, max_events: usize, max_bytes: usize) -> Result<Taken, QueueError> {
         let committed = self.committed();
+        // Until this take knows how far it reads, drop_oldest leaves every committed
+        // entry alone.
+        self.state().delivering_until = committed;
         let mut taken = Taken::default();
         let mut first = true;
         let mut until = 0;
@@ -494,7 +516,17 @@ impl SinkQueue {
             }
             let (k, v) = item?;
             let key = key_of(&k);
-            let (ms, _, lines) = parse_entry(key, &v)?;
+            let (ms, _, lines) = match parse_entry(key, &v) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    // Never hold the sink back for one damaged entry.
+                    tracing::error!(sink = %self.name, error = %e, "removing a damaged queue entry");
+                    self.entries.remove(&k)?;
+                    let mut st = self.state();
+                    st.bytes = st.bytes.saturating_sub(v.len() as u64);
+                    continue;
+                }
+            };
             let skip = if first { self.cursor(key)? } else { 0 };
             first = false;
             taken.oldest_ms.get_or_insert(ms);
@@ -577,6 +609,12 @@ impl SinkQueue {
                 }
                 for (j, rec) in dead.iter().enumerate() {
                     d.insert(&be(dead_first + j as u64), rec.as_slice())?;
+                }
+                if !dead.is_empty() {
+                    m.insert(
+                        self.dead_next_key.as_slice(),
+                        &be(dead_first + dead.len() as u64)[..],
+                    )?;
                 }
                 match cursor {
                     Some((k, n)) => {

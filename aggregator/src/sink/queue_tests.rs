@@ -110,6 +110,11 @@ fn a_partly_delivered_entry_resumes_after_its_settled_events_even_after_reopenin
         7,
         "the cursor's settled events are not counted"
     );
+    assert!(
+        q.take(100, 1 << 20).unwrap().is_empty(),
+        "nothing is delivered before the pipeline commits the recorded position"
+    );
+    q.commit(q.position());
     let mut t = q.take(100, 1 << 20).unwrap();
     assert_eq!(messages(&t).first().map(String::as_str), Some("e3"));
     assert_eq!(t.pending.len(), 7);
@@ -147,6 +152,21 @@ fn refused_events_become_dead_letters_with_their_reason() {
     assert_eq!(q.level().dead_letters, 2);
     assert_eq!(q.purge_dead_letters().unwrap(), 2);
     assert!(q.dead_letters(None, 10).unwrap().is_empty());
+    // Ids never go back, even after every dead letter was purged and the store reopened.
+    drop(q);
+    drop(_s);
+    let (_s, q) = open(dir.path(), &QueueConfig::default());
+    q.append(b"{\"message\":\"late\"}\n", 1, 2).unwrap();
+    q.commit(q.position());
+    let mut t = q.take(10, 1 << 20).unwrap();
+    t.pending[0].outcome = Outcome::Rejected("again".into());
+    q.settle(&t, 3).unwrap();
+    let again = q.dead_letters(None, 10).unwrap();
+    assert!(
+        again[0].0 > dead[1].0,
+        "dead-letter id {} reused",
+        again[0].0
+    );
 }
 
 #[test]
