@@ -78,16 +78,8 @@ impl Default for QueueConfig {
     }
 }
 
-/// The policy of a full queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum WhenFull {
-    /// Back-pressure: stop taking batches until there is room.
-    #[default]
-    Block,
-    /// Make room by dropping the oldest queued events (counted and logged).
-    DropOldest,
-}
+/// What to do when it is full (the same setting as everywhere else).
+pub use logferry_shared::config::WhenFull;
 
 /// `[sinks.NAME.retry]`: backoff between failed deliveries (exponential, with jitter).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
