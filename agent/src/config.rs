@@ -137,16 +137,8 @@ pub struct OutputTlsConfig {
     pub key: Option<PathBuf>,
 }
 
-/// What to do when the spool is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum WhenFull {
-    /// Stop reading until batches are acknowledged; the files keep the data.
-    #[default]
-    Block,
-    /// Delete the oldest unacknowledged batches (counted and logged).
-    DropOldest,
-}
+/// What to do when it is full (the same setting as everywhere else).
+pub use logferry_shared::config::WhenFull;
 
 /// `[spool]`.
 #[derive(Debug, Clone, Deserialize)]

@@ -214,7 +214,7 @@ impl Shipper {
                     let backoff = target.backoff;
                     let delay =
                         after.map_or_else(|| backoff.delay(attempt), |d| d.min(backoff.max));
-                    if attempt == 1 || attempt % 10 == 0 {
+                    if attempt == 1 || attempt.is_multiple_of(10) {
                         tracing::warn!(seq, attempt, reason = %why, retry_in = ?delay, "send failed; will retry");
                     }
                     tokio::select! {

@@ -170,7 +170,7 @@ impl World {
                     self.next_id += 1;
                     if self.cri {
                         // Every third line in pieces: P pieces, then the F piece.
-                        let pieces: Vec<&str> = if self.next_id % 3 == 0 {
+                        let pieces: Vec<&str> = if self.next_id.is_multiple_of(3) {
                             vec![&id[..2], &id[2..4], &id[4..]]
                         } else {
                             vec![&id[..]]

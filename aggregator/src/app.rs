@@ -52,6 +52,8 @@ pub struct Running {
     pipeline: std::thread::JoinHandle<()>,
     notify: std::thread::JoinHandle<()>,
     search_thread: Option<std::thread::JoinHandle<()>>,
+    deliveries: Vec<JoinHandle<()>>,
+    delivery_stop: Shutdown,
     wake: Arc<Wake>,
     /// The rules in force (the admin endpoint's rules API changes them).
     pub rules: Arc<RuleSet>,
@@ -76,13 +78,49 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         Inbox::open(&cfg.data_dir.join("inbox"), cfg.inbox.max_bytes)
             .context("opening the inbox")?,
     );
-    let mut sinks = Vec::new();
-    for (name, sc) in &cfg.sinks {
-        sinks.push(sink::build(name, sc).with_context(|| format!("sink {name}"))?);
+    // Sinks that send to a service keep their own durable queues (sink::queue).
+    let queues = if cfg.sinks.values().any(|s| s.queued().is_some()) {
+        Some(
+            sink::queue::QueueStore::open(&cfg.data_dir.join("queues"))
+                .context("opening the sink queues")?,
+        )
+    } else {
+        None
+    };
+    if let Some(store) = &queues {
+        // A queue whose sink was removed or renamed keeps its events on disk; say so.
+        for name in store.names() {
+            if cfg.sinks.get(&name).is_none_or(|s| s.queued().is_none()) {
+                match store.waiting(&name) {
+                    Ok(0) => {}
+                    Ok(events) => {
+                        tracing::warn!(sink = %name, events, "a sink queue holds events but no such queued sink is configured; they are kept, not delivered (configure the sink again to deliver them)")
+                    }
+                    Err(e) => {
+                        tracing::warn!(sink = %name, error = %e, "cannot read the queue of a sink that is no longer configured")
+                    }
+                }
+            }
+        }
     }
-    let sink_board = Arc::new(sink::SinkBoard::new(
-        cfg.sinks.iter().map(|(name, sc)| (name.clone(), sc.kind())),
-    ));
+    let build_ctx = sink::BuildContext {
+        queues: queues.as_ref(),
+        families: &metrics.delivery,
+    };
+    let mut sinks = Vec::new();
+    let mut board_entries = Vec::new();
+    let mut delivery_tasks = Vec::new();
+    for (name, sc) in &cfg.sinks {
+        let built = sink::build(name, sc, &build_ctx).with_context(|| format!("sink {name}"))?;
+        sinks.push(built.sink);
+        board_entries.push((name.clone(), sc.kind(), built.queue));
+        if let Some(task) = built.delivery {
+            delivery_tasks.push((board_entries.len() - 1, task));
+        }
+    }
+    let sink_board = Arc::new(sink::SinkBoard::with_queues(board_entries));
+    metrics.register_collector(Box::new(collectors::SinkQueueMetrics(sink_board.clone())));
+
     let limits = DecodeLimits {
         max_frame_bytes: cfg.ingest.max_body_bytes,
         max_raw_bytes: cfg.ingest.max_decompressed_bytes,
@@ -188,7 +226,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         traffic: traffic.clone(),
         notifications: notifications.clone(),
         agents,
-        sinks: sink_board,
+        sinks: sink_board.clone(),
         tail: Some(tail),
         tails: Arc::new(tokio::sync::Semaphore::new(admin::tail::MAX_TAILS)),
         shutdown: shutdown.clone(),
@@ -215,6 +253,19 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         },
     )
     .await?;
+    // Delivery starts once everything else has (the pipeline has cut the queues back to
+    // their recorded positions and committed them) and runs until the pipeline has
+    // stopped (Running::stop), so what the pipeline queues while it drains is kept.
+    let delivery_stop = Shutdown::new();
+    let deliveries: Vec<JoinHandle<()>> = delivery_tasks
+        .into_iter()
+        .map(|(i, task)| {
+            tokio::spawn(
+                task.with_board(sink_board.clone(), i)
+                    .run(delivery_stop.clone()),
+            )
+        })
+        .collect();
     tracing::info!(waiting_batches = inbox.len(), rules = rules.engine().len(), rules_from = ?rules.origin(), "aggregator started");
     Ok(Running {
         ingest_addr,
@@ -226,6 +277,8 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         pipeline,
         notify,
         search_thread,
+        deliveries,
+        delivery_stop,
         wake,
         rules,
         traffic,
@@ -286,6 +339,14 @@ impl Running {
             .await
             .context("joining the pipeline")?
             .map_err(|_| anyhow::anyhow!("the pipeline panicked"))?;
+        // Queued sinks deliver until the pipeline is done, then finish their batch.
+        self.delivery_stop.trigger();
+        for d in self.deliveries {
+            let grace = sink::delivery::STOP_GRACE + std::time::Duration::from_secs(2);
+            if tokio::time::timeout(grace, d).await.is_err() {
+                tracing::warn!("a sink delivery did not stop in time; its events stay queued");
+            }
+        }
         // The pipeline held the search feed: its thread flushes and ends.
         if let Some(search) = self.search_thread {
             tokio::task::spawn_blocking(move || search.join())

@@ -364,6 +364,10 @@ pub enum SinkConfig {
     },
     /// Writes JSON lines to standard output.
     Stdout {},
+    /// POSTs batches of JSON lines to an HTTP endpoint, from its own durable queue.
+    Http(Box<crate::sink::http::HttpSinkConfig>),
+    /// Sends events to AWS CloudWatch Logs, from its own durable queue.
+    CloudwatchLogs(Box<crate::sink::cloudwatch::CloudWatchConfig>),
 }
 
 impl SinkConfig {
@@ -372,6 +376,23 @@ impl SinkConfig {
         match self {
             SinkConfig::File { .. } => "file",
             SinkConfig::Stdout {} => "stdout",
+            SinkConfig::Http(_) => "http",
+            SinkConfig::CloudwatchLogs(_) => "cloudwatch_logs",
+        }
+    }
+
+    /// The queue and retry settings of a sink that sends to a service from its own
+    /// durable queue; `None` for `file` and `stdout`, which the pipeline writes directly.
+    pub fn queued(
+        &self,
+    ) -> Option<(
+        &crate::sink::queue::QueueConfig,
+        &crate::sink::queue::RetryConfig,
+    )> {
+        match self {
+            SinkConfig::File { .. } | SinkConfig::Stdout {} => None,
+            SinkConfig::Http(c) => Some((&c.queue, &c.retry)),
+            SinkConfig::CloudwatchLogs(c) => Some((&c.queue, &c.retry)),
         }
     }
 }
@@ -452,6 +473,20 @@ impl AggregatorConfig {
         }
         if self.sinks.is_empty() {
             return Err(ConfigError::invalid("sinks", "configure at least one sink"));
+        }
+        for (name, sink) in &self.sinks {
+            // What a sink checks when it is built (names, limits, URLs), without connecting.
+            let checked = match sink {
+                SinkConfig::File { .. } | SinkConfig::Stdout {} => Ok(()),
+                SinkConfig::Http(c) => crate::sink::http::HttpSink::new(c).map(drop),
+                SinkConfig::CloudwatchLogs(c) => c.validate(),
+            };
+            if let Err(e) = checked {
+                return Err(ConfigError::invalid(
+                    format!("sinks.{name}"),
+                    format!("{e:#}"),
+                ));
+            }
         }
         if !(1..=MAX_WORKERS).contains(&self.pipeline.workers) {
             return Err(ConfigError::invalid(

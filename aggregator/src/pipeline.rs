@@ -199,6 +199,7 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
                 board,
                 tail,
                 search,
+                blocked_by: None,
             };
             c.run(&shutdown);
             // Closing the queue ends the workers.
@@ -216,7 +217,10 @@ fn rewind_at_start(inbox: &Inbox, sinks: &mut [Box<dyn Sink>]) -> std::io::Resul
     for sink in sinks.iter_mut() {
         let key = sink.position_key();
         match inbox.position(&key).map_err(std::io::Error::other)? {
-            Some(pos) => sink.rewind_to(pos)?,
+            Some(pos) => {
+                sink.rewind_to(pos)?;
+                sink.committed(pos);
+            }
             None => {
                 if let Some(pos) = sink.position() {
                     first_seen.push((key, pos));
@@ -227,6 +231,11 @@ fn rewind_at_start(inbox: &Inbox, sinks: &mut [Box<dyn Sink>]) -> std::io::Resul
     if !first_seen.is_empty() {
         let named: Vec<(&str, u64)> = first_seen.iter().map(|(k, p)| (k.as_str(), *p)).collect();
         inbox.complete(&[], &named).map_err(std::io::Error::other)?;
+        for sink in sinks.iter_mut() {
+            if let Some((_, pos)) = first_seen.iter().find(|(k, _)| *k == sink.position_key()) {
+                sink.committed(*pos);
+            }
+        }
     }
     Ok(())
 }
@@ -294,6 +303,8 @@ struct Coordinator {
     board: Option<Arc<SinkBoard>>,
     tail: Option<TailSender>,
     search: Option<search_feed::SearchFeed>,
+    /// The sink whose full queue holds the pipeline back, if any.
+    blocked_by: Option<String>,
 }
 
 impl Coordinator {
@@ -310,7 +321,11 @@ impl Coordinator {
                 }
             }
             let mut caught_up = false;
-            if taking {
+            if taking && !self.sinks_ready() {
+                // A full queue (when_full = "block"): take nothing new until it drains,
+                // so the inbox fills and ingest pushes back.
+                caught_up = true;
+            } else if taking {
                 match self.dispatch() {
                     Ok(Dispatched::CaughtUp) => caught_up = true,
                     Ok(Dispatched::Bounded) => {}
@@ -338,6 +353,25 @@ impl Coordinator {
             }
         }
         tracing::info!(waiting = self.inbox.len(), "pipeline stopped");
+    }
+
+    /// True when every sink can take more; logs when that changes.
+    fn sinks_ready(&mut self) -> bool {
+        let blocked = self
+            .sinks
+            .iter()
+            .find(|s| !s.ready())
+            .map(|s| s.name().to_owned());
+        if blocked != self.blocked_by {
+            match &blocked {
+                Some(sink) => {
+                    tracing::warn!(sink = %sink, "sink queue full: taking no new batches until it drains")
+                }
+                None => tracing::info!("sink queues have room again: taking batches"),
+            }
+            self.blocked_by = blocked;
+        }
+        self.blocked_by.is_none()
     }
 
     fn is_idle(&self) -> bool {
@@ -527,6 +561,11 @@ impl Coordinator {
         self.inbox
             .complete(&self.round.keys, &named)
             .map_err(RoundError::Inbox)?;
+        for sink in self.sinks.iter_mut() {
+            if let Some(pos) = sink.position() {
+                sink.committed(pos);
+            }
+        }
         let now_ms = logferry_shared::event::Timestamp::now().as_millis().max(0) as u64;
         for (i, (sink, n)) in self.sinks.iter().zip(&self.round.events).enumerate() {
             if let Some(b) = &self.board {

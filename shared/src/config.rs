@@ -18,6 +18,19 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
+/// What a bounded store does when it is full: the agent's spool (`[spool] when_full`) and
+/// the aggregator's sink queues (`[sinks.NAME.queue] when_full`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Back-pressure: take nothing more until there is room (the agent stops reading and
+    /// the files keep the data; the aggregator stops taking batches and ingest answers 429).
+    #[default]
+    Block,
+    /// Make room by dropping the oldest entries (counted and logged).
+    DropOldest,
+}
+
 /// A config problem, with the key it concerns where there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

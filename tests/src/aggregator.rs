@@ -34,6 +34,8 @@ pub struct AggregatorOptions {
     /// Inputs whose `"listening"` line to wait for (component `input.<name>`); their
     /// addresses end up in [`Aggregator::input_addrs`].
     pub inputs: Vec<String>,
+    /// Extra environment variables for the process (e.g. credentials for a sink).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for AggregatorOptions {
@@ -47,11 +49,18 @@ impl Default for AggregatorOptions {
             mtls: false,
             extra_config: String::new(),
             inputs: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
 
 impl AggregatorOptions {
+    /// Sets an environment variable for the process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Sets `ingest.listen`.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.ingest_listen = addr;
@@ -182,7 +191,7 @@ impl Aggregator {
             &binary("logferry-aggregator"),
             &args,
             &log,
-            &[],
+            &options.env,
         )?;
         let mut components = vec!["ingest".to_owned(), "admin".to_owned()];
         components.extend(options.inputs.iter().map(|n| format!("input.{n}")));
@@ -223,6 +232,28 @@ impl Aggregator {
     /// `https://127.0.0.1:PORT/v1/batch`.
     pub fn batch_url(&self) -> String {
         format!("https://{}/v1/batch", self.ingest_addr)
+    }
+
+    /// Sends `lines` from `path` on `host` as batch `seq` of agent `agent` (stream `s`,
+    /// with [`TOKEN`]), and fails unless it is answered 200.
+    pub fn send_lines(
+        &self,
+        client: &reqwest::blocking::Client,
+        agent: &str,
+        seq: u64,
+        (host, path): (&str, &str),
+        lines: &[&str],
+    ) -> anyhow::Result<()> {
+        let frame = crate::frames::batch(agent, "s", seq, host, path, lines)?;
+        let answer = http::post(
+            client,
+            &self.batch_url(),
+            Some(TOKEN),
+            frame,
+            http::BodyMode::Sized,
+        )?;
+        anyhow::ensure!(answer.status == 200, "batch {seq}: {answer}");
+        Ok(())
     }
 
     /// `http://ADMIN{path}`.

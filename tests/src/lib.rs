@@ -21,6 +21,7 @@
 
 pub mod agent;
 pub mod aggregator;
+pub mod collector;
 pub mod frames;
 pub mod hook;
 pub mod http;

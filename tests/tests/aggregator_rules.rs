@@ -6,10 +6,8 @@
 use std::time::Duration;
 
 use logferry_e2e::hook::HookReceiver;
-use logferry_e2e::http::{self, BodyMode};
-use logferry_e2e::{
-    frames, sink, toml_path, wait_until, Aggregator, AggregatorOptions, TestDir, TOKEN,
-};
+use logferry_e2e::http;
+use logferry_e2e::{sink, toml_path, wait_until, Aggregator, AggregatorOptions, TestDir};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -61,16 +59,7 @@ fn send(
     path: &str,
     lines: &[&str],
 ) -> anyhow::Result<()> {
-    let frame = frames::batch("e2e-rules", "s", seq, "node-1", path, lines)?;
-    let answer = http::post(
-        client,
-        &agg.batch_url(),
-        Some(TOKEN),
-        frame,
-        BodyMode::Sized,
-    )?;
-    anyhow::ensure!(answer.status == 200, "batch {seq}: {answer}");
-    Ok(())
+    agg.send_lines(client, "e2e-rules", seq, ("node-1", path), lines)
 }
 
 fn messages(path: &std::path::Path) -> Vec<String> {

@@ -100,13 +100,21 @@ impl Spool {
         )
     }
 
-    /// Opens an existing spool for inspection (the `dead-letter` command): no waiting for
-    /// the lock, no moving aside.
+    /// Opens an existing spool for inspection (the `dead-letter` command): at most a second
+    /// of waiting for the lock, no moving aside.
     pub fn open_existing(dir: &Path) -> Result<Spool, SpoolError> {
         if !dir.join("conf").exists() {
             return Err(SpoolError::Missing(dir.to_owned()));
         }
-        match Self::open_inner(dir, u64::MAX, WhenFull::Block, MAX_SEGMENT_BYTES) {
+        // A moment for a holder that is just closing (sled lets its lock go shortly after
+        // the database is dropped); a running agent's lock is reported as such.
+        let opened = logferry_shared::store::open_waiting_for_lock(
+            &dir.display(),
+            std::time::Duration::from_secs(1),
+            || Self::open_inner(dir, u64::MAX, WhenFull::Block, MAX_SEGMENT_BYTES),
+            |e| matches!(e, SpoolError::Storage(e) if is_lock_error(e)),
+        );
+        match opened {
             Err(SpoolError::Storage(e)) if is_lock_error(&e) => {
                 Err(SpoolError::Locked(dir.to_owned()))
             }

@@ -6,6 +6,8 @@
 //!   (`/api/stats`), log search ([`logs`], `/api/logs`), live tail ([`tail`], `/api/tail`), the agents seen (`/api/agents`), the sinks' state (`/api/sinks`) and
 //!   the OpenAPI document (`/api/openapi.json`, [`openapi`]); reads need
 //!   a `viewer` token, changes an `admin` one ([`auth`]).
+//! - `/`: the web page ([`web`]; its script and style under `/ui/`), no token: the API
+//!   calls it makes need one.
 //!
 //! Errors are JSON `{"error": ..., "detail": ...}` with the matching status.
 
@@ -13,9 +15,11 @@ pub mod auth;
 pub mod logs;
 pub mod openapi;
 pub mod rules;
+pub mod sinks;
 pub mod tail;
 #[cfg(test)]
 mod tests;
+pub mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,7 +59,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/tail"),
     ("GET", "/api/agents"),
     ("GET", "/api/sinks"),
+    ("GET", "/api/sinks/{name}/dead-letters"),
+    ("DELETE", "/api/sinks/{name}/dead-letters"),
     ("GET", "/api/openapi.json"),
+    ("GET", "/"),
+    ("GET", "/ui/app.js"),
+    ("GET", "/ui/style.css"),
 ];
 
 /// What the admin handlers read.
@@ -107,6 +116,10 @@ pub fn router(state: AdminState) -> Router {
             }),
         )
         .route("/sinks", get(sinks))
+        .route(
+            "/sinks/{name}/dead-letters",
+            get(sinks::list).delete(sinks::purge),
+        )
         .route("/tail", get(tail::tail))
         .route("/logs", get(logs::logs))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
@@ -126,6 +139,9 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/", get(web::index))
+        .route("/ui/app.js", get(web::app_js))
+        .route("/ui/style.css", get(web::style_css))
         .nest("/api", api)
         .fallback(|| async {
             error(
@@ -249,8 +265,16 @@ async fn readyz(State(st): State<AdminState>) -> Response {
     })
     .await;
     let inbox = serde_json::json!({"bytes": st.inbox.bytes(), "max_bytes": st.inbox.max_bytes(), "batches": st.inbox.len()});
+    let problems = st.sinks.problems();
     let reason = match writable {
         Ok(Ok(())) if st.inbox.bytes() >= st.inbox.max_bytes() => Some("inbox full".to_owned()),
+        Ok(Ok(())) if !problems.is_empty() => Some(
+            problems
+                .iter()
+                .map(|(sink, p)| format!("sink {sink}: queue {p}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(format!("data dir not writable: {e}")),
         Err(e) => Some(format!("data dir check failed: {e}")),

@@ -40,6 +40,11 @@ fn op(summary: &str, ok_code: &str, ok_body: Value, errors: &[&str], secured: bo
     o
 }
 
+/// A static file of the web page.
+fn asset(content_type: &str) -> Value {
+    json!({"description": "The file", "content": {content_type: {"schema": {"type": "string"}}}})
+}
+
 fn rule_ref() -> Value {
     json!({"$ref": "#/components/schemas/Rule"})
 }
@@ -68,6 +73,14 @@ pub fn document() -> Value {
     tail_responses.insert(
         "200".into(),
         json!({"description": "Event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}),
+    );
+    let mut dead_responses = error_responses(&["400", "401", "403", "404", "500"]);
+    dead_responses.insert(
+        "200".into(),
+        ok(
+            "A page of dead letters",
+            json!({"type": "object", "properties": {"sink": {"type": "string"}, "dead_letters": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}, "at": {"type": "string"}, "reason": {"type": "string"}, "event": {}}}}, "next": {"type": "integer", "nullable": true}}}),
+        ),
     );
     let mut stats_responses = error_responses(&["400", "401", "403"]);
     stats_responses.insert(
@@ -173,8 +186,23 @@ pub fn document() -> Value {
                 "responses": tail_responses,
             }},
             "/api/agents": {"get": op("Agents seen since start: last seen, batches, duplicates, events, bytes, last seq, version, host, delay of the last batch", "200", ok("Agents", json!({"type": "object", "properties": {"agents": {"type": "array", "items": {"type": "object"}}}})), &read, true)},
-            "/api/sinks": {"get": op("Each sink's writes, failures, last write and last error, and the queue they share", "200", ok("Sinks", json!({"type": "object", "properties": {"sinks": {"type": "array", "items": {"type": "object"}}, "queue": {"type": "object"}}})), &read, true)},
+            "/api/sinks": {"get": op("Each sink's writes, failures, last write and last error (queued sinks: their queue, deliveries and dead letters), and the inbox they share", "200", ok("Sinks", json!({"type": "object", "properties": {"sinks": {"type": "array", "items": {"type": "object"}}, "queue": {"type": "object"}}})), &read, true)},
+            "/api/sinks/{name}/dead-letters": {
+                "parameters": [{"name": "name", "in": "path", "required": true, "description": "A queued sink's name", "schema": {"type": "string"}}],
+                "get": {
+                    "summary": "Events the sink's service refused for good, oldest first, a page at a time",
+                    "parameters": [
+                        {"name": "after", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}, "description": "next of the previous page"},
+                        {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                    ],
+                    "responses": dead_responses,
+                },
+                "delete": op("Remove every dead letter of the sink", "200", ok("How many were removed", json!({"type": "object", "properties": {"sink": {"type": "string"}, "removed": {"type": "integer"}}})), &["401", "403", "404", "500"], true),
+            },
             "/api/openapi.json": {"get": op("This document", "200", ok("OpenAPI 3", json!({"type": "object"})), &read, true)},
+            "/": {"get": op("The web page (search, live tail, stats, rules, agents, sinks); its script calls the API with the token typed into it", "200", asset("text/html"), &[], false)},
+            "/ui/app.js": {"get": op("The web page's script", "200", asset("text/javascript"), &[], false)},
+            "/ui/style.css": {"get": op("The web page's style sheet", "200", asset("text/css"), &[], false)},
         },
     })
 }

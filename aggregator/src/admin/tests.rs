@@ -68,9 +68,14 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
             .unwrap()
             .unwrap(),
     );
-    let board = Arc::new(crate::sink::SinkBoard::new([
-        ("archive".to_owned(), "file"),
-        ("cloudwatch".to_owned(), "stdout"),
+    let queues = crate::sink::queue::QueueStore::open(&dir.path().join("queues")).unwrap();
+    let hook = queues
+        .queue("hook", &crate::sink::queue::QueueConfig::default())
+        .unwrap();
+    let board = Arc::new(crate::sink::SinkBoard::with_queues([
+        ("archive".to_owned(), "file", None),
+        ("cloudwatch".to_owned(), "stdout", None),
+        ("hook".to_owned(), "http", Some(hook)),
     ]));
     let state = AdminState {
         metrics: Arc::new(Metrics::new()),
@@ -376,6 +381,13 @@ async fn agents_and_sinks_show_what_ingest_and_the_pipeline_recorded() {
     assert_eq!(body["sinks"][1]["failures"], 1);
     assert_eq!(body["sinks"][1]["last_error"]["message"], "disk full");
     assert_eq!(body["queue"]["batches"], 0);
+    assert!(
+        body["sinks"][0].get("queue").is_none(),
+        "a file sink has no queue"
+    );
+    assert_eq!(body["sinks"][2]["queue"]["events"], 0);
+    assert_eq!(body["sinks"][2]["queue"]["max_bytes"], 256 << 20);
+    assert_eq!(body["sinks"][2]["queue"]["problem"], Value::Null);
     let (st, _) = s
         .call(reqwest::Method::GET, "/api/agents", None, None)
         .await;
@@ -609,13 +621,13 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
             assert_eq!(resp.status(), StatusCode::OK, "{path}");
             continue;
         }
-        let concrete = path.replace("{id}", "r");
+        let concrete = path.replace("{id}", "r").replace("{name}", "hook");
         let (st, answer) = s.call(method.clone(), &concrete, Some("boss"), body).await;
         assert!(
             st.is_success(),
             "{method} {concrete} answered {st}: {answer}"
         );
-        if method == reqwest::Method::DELETE {
+        if method == reqwest::Method::DELETE && path.starts_with("/api/rules/") {
             s.rules
                 .add(serde_json::from_value(tag_rule("r")).unwrap(), None)
                 .unwrap();

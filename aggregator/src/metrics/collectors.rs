@@ -181,3 +181,48 @@ mod tests {
         drop(f);
     }
 }
+
+/// `logferry_sink_queue_{events,bytes,oldest_seconds,dead_letters}{sink}`: what each
+/// queued sink's durable queue holds, read at scrape time.
+#[derive(Debug)]
+pub struct SinkQueueMetrics(pub Arc<crate::sink::SinkBoard>);
+
+impl Collector for SinkQueueMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let queued: Vec<(String, crate::sink::QueueState)> = self
+            .0
+            .snapshot()
+            .into_iter()
+            .filter_map(|s| Some((s.name, s.queue?)))
+            .collect();
+        type Read = fn(&crate::sink::QueueState) -> f64;
+        let gauges: [(&str, &str, Read); 4] = [
+            (
+                "sink_queue_events",
+                "Events waiting in a sink's queue",
+                |q| q.events as f64,
+            ),
+            ("sink_queue_bytes", "Bytes waiting in a sink's queue", |q| {
+                q.bytes as f64
+            }),
+            (
+                "sink_queue_oldest_seconds",
+                "How long the oldest event in a sink's queue has waited",
+                |q| q.oldest_age_seconds,
+            ),
+            (
+                "sink_queue_dead_letters",
+                "Dead letters a sink keeps",
+                |q| q.dead_letters as f64,
+            ),
+        ];
+        for (name, help, read) in gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (sink, q) in &queued {
+                let labels = [("sink", sink.as_str())];
+                ConstGauge::new(read(q)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}

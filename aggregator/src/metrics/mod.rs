@@ -164,6 +164,8 @@ pub struct Metrics {
     pub input_closed: Family<InputReasonLabel, Counter>,
     /// Inputs' open connections.
     pub input_open_connections: Family<InputLabel, Gauge>,
+    /// Queued sinks' delivery metrics.
+    pub delivery: crate::sink::delivery::DeliveryFamilies,
 }
 
 impl Default for Metrics {
@@ -199,7 +201,9 @@ impl Metrics {
             input_connections: Family::default(),
             input_closed: Family::default(),
             input_open_connections: Family::default(),
+            delivery: Default::default(),
         };
+        m.delivery.register(&mut registry);
         registry.register(
             "ingest_batches",
             "Batches received from agents, by result",

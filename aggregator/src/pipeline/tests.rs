@@ -178,6 +178,7 @@ fn a_damaged_frame_is_dropped_and_counted_and_the_rest_goes_through() {
 }
 
 /// An in-memory sink that fails one write, to drive the pipeline's recovery.
+#[derive(Debug)]
 struct FlakySink {
     data: Arc<Mutex<Vec<u8>>>,
     writes: usize,
@@ -291,4 +292,84 @@ fn a_sink_is_cut_back_only_in_its_own_file() {
     let (handle, _) = start(inbox.clone(), vec![Box::new(sink)], 2, metrics, &shutdown);
     handle.join().unwrap();
     assert_eq!(std::fs::metadata(&a).unwrap().len(), 60);
+}
+
+/// A full queued sink holds the pipeline back: nothing new leaves the inbox (so ingest
+/// pushes back) until the queue has room again; then every line arrives once, in order,
+/// in both the queue and the file sink next to it.
+#[test]
+fn a_full_sink_queue_holds_batches_in_the_inbox_until_it_drains() {
+    use crate::sink::queue::{QueueConfig, QueueSink, QueueStore};
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = Arc::new(Inbox::open(&dir.path().join("inbox"), 1 << 30).unwrap());
+    let store = QueueStore::open(&dir.path().join("queues")).unwrap();
+    let config = QueueConfig {
+        max_bytes: 1,
+        ..QueueConfig::default()
+    };
+    let queue = store.queue("q", &config).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let sinks: Vec<Box<dyn Sink>> = vec![
+        Box::new(FileSink::open("out", &out).unwrap()),
+        Box::new(QueueSink::new(queue.clone(), Default::default())),
+    ];
+    let shutdown = Shutdown::new();
+    let (handle, wake) = start(inbox.clone(), sinks, 2, Arc::new(Metrics::new()), &shutdown);
+    inbox.admit("agent", "s", 1, &frame(0, 5)).unwrap();
+    wake.notify();
+    // The first frame fills the queue (its bound is one byte).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while queue.level().events < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the first frame never reached the queue"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(queue.is_full());
+    for n in 1..4 {
+        inbox
+            .admit("agent", "s", n as u64 + 1, &frame(n, 5))
+            .unwrap();
+        wake.notify();
+    }
+    // Held back: the three frames stay in the inbox while the queue is full.
+    let until = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < until {
+        assert_eq!(
+            inbox.len(),
+            3,
+            "a frame left the inbox while the queue was full"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Deliver what is queued: the pipeline takes the rest.
+    let drain = || {
+        let mut t = queue.take(1000, 1 << 20).unwrap();
+        for p in &mut t.pending {
+            p.outcome = crate::sink::remote::Outcome::Delivered;
+        }
+        queue.settle(&t, 1).unwrap();
+        t.pending
+            .iter()
+            .map(|p| {
+                let v: serde_json::Value = serde_json::from_slice(&p.line).unwrap();
+                v["message"].as_str().unwrap().to_owned()
+            })
+            .collect::<Vec<String>>()
+    };
+    let mut delivered = drain();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered.len() < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the pipeline did not resume: {delivered:?}"
+        );
+        delivered.extend(drain());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drain_and_stop(&inbox, handle, &wake, &shutdown);
+    let want = expected(&[(0, 5), (1, 5), (2, 5), (3, 5)]);
+    assert_lines(&delivered, &want);
+    assert_lines(&messages(&std::fs::read_to_string(&out).unwrap()), &want);
 }

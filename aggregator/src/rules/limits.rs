@@ -26,12 +26,14 @@ impl Sampler {
 
     /// By the counter: the 1st, (N+1)th, ... event is kept.
     pub fn keep_next(&self) -> bool {
-        self.counter.fetch_add(1, Ordering::Relaxed) % self.one_in == 0
+        self.counter
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(self.one_in)
     }
 
     /// By the key: the same key is always kept, or always dropped.
     pub fn keep_key(&self, key: &str) -> bool {
-        xxhash_rust::xxh3::xxh3_64(key.as_bytes()) % self.one_in == 0
+        xxhash_rust::xxh3::xxh3_64(key.as_bytes()).is_multiple_of(self.one_in)
     }
 }
 

@@ -6,8 +6,11 @@
 //! [`Sink::position`] after a flush, together with the inbox progress, and rewinds sinks
 //! to it after a crash, which makes a file sink exactly-once.
 
+pub mod cloudwatch;
+pub mod delivery;
 pub mod eventhubs;
 mod file;
+pub mod http;
 pub mod queue;
 pub mod remote;
 mod stdout;
@@ -19,7 +22,7 @@ pub use file::FileSink;
 pub use stdout::StdoutSink;
 
 /// A destination for JSON-line events.
-pub trait Sink: Send {
+pub trait Sink: Send + std::fmt::Debug {
     /// The sink's name from the config.
     fn name(&self) -> &str;
     /// Appends complete JSON lines (each ends with `\n`).
@@ -41,6 +44,14 @@ pub trait Sink: Send {
     fn rewind_to(&mut self, _position: u64) -> std::io::Result<()> {
         Ok(())
     }
+    /// `position` is now recorded with the inbox's progress (after a round, or at start
+    /// after a rewind): a queued sink may deliver what lies before it.
+    fn committed(&mut self, _position: u64) {}
+    /// False while the sink cannot take more (a full queue with `when_full = "block"`):
+    /// the pipeline then takes no new batches, which pushes back to ingest.
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// The state of each sink as the admin endpoint shows it (`GET /api/sinks`): events
@@ -55,6 +66,8 @@ pub struct SinkBoard {
 struct SinkEntry {
     name: String,
     kind: &'static str,
+    queue: Option<std::sync::Arc<queue::SinkQueue>>,
+    delivered: std::sync::atomic::AtomicU64,
     written: std::sync::atomic::AtomicU64,
     failures: std::sync::atomic::AtomicU64,
     /// ms since the epoch of the last completed round with events; 0: none yet.
@@ -70,14 +83,59 @@ pub struct SinkState {
     /// `type` from the config.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// Events written and made durable.
+    /// Events written and made durable (for a queued sink: queued).
     pub written: u64,
-    /// Failed writes or flushes (each is retried from the inbox).
+    /// Failed writes, flushes or deliveries (each is retried).
     pub failures: u64,
+    /// A queued sink's queue and deliveries; absent for `file` and `stdout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueState>,
     /// When the last events were made durable.
     pub last_write: Option<logferry_shared::event::Timestamp>,
     /// The last failure: when and what.
     pub last_error: Option<SinkError>,
+}
+
+/// A queued sink's queue, as `GET /api/sinks` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QueueState {
+    /// Events delivered to the service since start.
+    pub delivered: u64,
+    /// Events waiting.
+    pub events: u64,
+    /// Bytes waiting.
+    pub bytes: u64,
+    /// The queue's bound.
+    pub max_bytes: u64,
+    /// How long the oldest waiting event has waited, in seconds.
+    pub oldest_age_seconds: f64,
+    /// Dead letters kept.
+    pub dead_letters: u64,
+    /// Why the sink is not ready (`full`, `stuck`), if it is not.
+    pub problem: Option<&'static str>,
+}
+
+impl QueueState {
+    fn of(q: &queue::SinkQueue, delivered: u64, now_ms: u64) -> QueueState {
+        let level = q.level();
+        let age_ms = level.oldest_ms.map_or(0, |t| now_ms.saturating_sub(t));
+        let problem = if q.is_full() {
+            Some("full")
+        } else if level.events > 0 && age_ms > q.config().stuck_after.as_millis() as u64 {
+            Some("stuck")
+        } else {
+            None
+        };
+        QueueState {
+            delivered,
+            events: level.events,
+            bytes: level.bytes,
+            max_bytes: q.config().max_bytes,
+            oldest_age_seconds: age_ms as f64 / 1000.0,
+            dead_letters: level.dead_letters,
+            problem,
+        }
+    }
 }
 
 /// A sink failure.
@@ -92,12 +150,27 @@ pub struct SinkError {
 impl SinkBoard {
     /// A board for the sinks (name, type), in pipeline order.
     pub fn new(sinks: impl IntoIterator<Item = (String, &'static str)>) -> SinkBoard {
+        SinkBoard::with_queues(sinks.into_iter().map(|(n, k)| (n, k, None)))
+    }
+
+    /// A board for the sinks (name, type, queue of a queued sink), in pipeline order.
+    pub fn with_queues(
+        sinks: impl IntoIterator<
+            Item = (
+                String,
+                &'static str,
+                Option<std::sync::Arc<queue::SinkQueue>>,
+            ),
+        >,
+    ) -> SinkBoard {
         SinkBoard {
             entries: sinks
                 .into_iter()
-                .map(|(name, kind)| SinkEntry {
+                .map(|(name, kind, queue)| SinkEntry {
                     name,
                     kind,
+                    queue,
+                    delivered: Default::default(),
                     written: Default::default(),
                     failures: Default::default(),
                     last_write_ms: Default::default(),
@@ -118,6 +191,40 @@ impl SinkBoard {
         }
     }
 
+    /// `n` events of queued sink `index` were delivered at `now_ms`.
+    pub fn delivered(&self, index: usize, n: u64, _now_ms: u64) {
+        if let Some(e) = self.entries.get(index) {
+            e.delivered
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The queue of the sink called `name`, if it is a queued sink.
+    pub fn queue(&self, name: &str) -> Option<&std::sync::Arc<queue::SinkQueue>> {
+        self.entries
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.queue.as_ref())
+    }
+
+    /// True when a sink of that name exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.entries.iter().any(|e| e.name == name)
+    }
+
+    /// The queued sinks that are full or stuck: (name, problem).
+    pub fn problems(&self) -> Vec<(String, &'static str)> {
+        let now_ms = logferry_shared::event::Timestamp::now().as_millis().max(0) as u64;
+        self.entries
+            .iter()
+            .filter_map(|e| {
+                let q = e.queue.as_ref()?;
+                let problem = QueueState::of(q, 0, now_ms).problem?;
+                Some((e.name.clone(), problem))
+            })
+            .collect()
+    }
+
     /// The sink called `name` failed at `now_ms`.
     pub fn failed(&self, name: &str, message: String, now_ms: u64) {
         if let Some(e) = self.entries.iter().find(|e| e.name == name) {
@@ -131,6 +238,7 @@ impl SinkBoard {
     pub fn snapshot(&self) -> Vec<SinkState> {
         use logferry_shared::event::Timestamp;
         use std::sync::atomic::Ordering::Relaxed;
+        let now_ms = Timestamp::now().as_millis().max(0) as u64;
         self.entries
             .iter()
             .map(|e| {
@@ -140,6 +248,10 @@ impl SinkBoard {
                     kind: e.kind,
                     written: e.written.load(Relaxed),
                     failures: e.failures.load(Relaxed),
+                    queue: e
+                        .queue
+                        .as_ref()
+                        .map(|q| QueueState::of(q, e.delivered.load(Relaxed), now_ms)),
                     last_write: (last > 0).then(|| Timestamp::from_millis(last)),
                     last_error: e
                         .last_error
@@ -156,10 +268,82 @@ impl SinkBoard {
     }
 }
 
+/// What [`build`] needs besides the sink's config.
+#[derive(Debug)]
+pub struct BuildContext<'a> {
+    /// Where queued sinks keep their queues (`None` when no sink is queued).
+    pub queues: Option<&'a queue::QueueStore>,
+    /// The queued sinks' delivery metrics.
+    pub families: &'a delivery::DeliveryFamilies,
+}
+
+/// A built sink: what the pipeline writes to and, for a queued sink, its queue and the
+/// delivery task to run.
+pub struct Built {
+    /// What the pipeline writes to.
+    pub sink: Box<dyn Sink>,
+    /// The queue of a queued sink.
+    pub queue: Option<std::sync::Arc<queue::SinkQueue>>,
+    /// The delivery task of a queued sink, to be run on the runtime.
+    pub delivery: Option<delivery::DeliveryTask>,
+}
+
 /// Builds the sink a config entry describes.
-pub fn build(name: &str, config: &SinkConfig) -> std::io::Result<Box<dyn Sink>> {
-    Ok(match config {
-        SinkConfig::File { path } => Box::new(FileSink::open(name, path)?),
-        SinkConfig::Stdout {} => Box::new(StdoutSink::new(name)),
+pub fn build(name: &str, config: &SinkConfig, ctx: &BuildContext<'_>) -> anyhow::Result<Built> {
+    use anyhow::Context;
+    let deliver: Box<dyn remote::Deliver> = match config {
+        SinkConfig::File { path } => {
+            return Ok(Built {
+                sink: Box::new(FileSink::open(name, path)?),
+                queue: None,
+                delivery: None,
+            })
+        }
+        SinkConfig::Stdout {} => {
+            return Ok(Built {
+                sink: Box::new(StdoutSink::new(name)),
+                queue: None,
+                delivery: None,
+            })
+        }
+        SinkConfig::Http(c) => Box::new(http::HttpSink::new(c)?),
+        SinkConfig::CloudwatchLogs(c) => Box::new(cloudwatch::CloudWatchSink::new(
+            name,
+            c,
+            ctx.families.adjustments(name),
+        )?),
+    };
+    let (qc, retry) = config
+        .queued()
+        .context("a sink that sends to a service has queue settings")?;
+    let store = ctx.queues.context("the sink queue store is not open")?;
+    let queue = store
+        .queue(name, qc)
+        .with_context(|| format!("opening the queue of sink {name}"))?;
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let level = queue.level();
+    if level.events > 0 {
+        tracing::info!(
+            sink = name,
+            events = level.events,
+            bytes = level.bytes,
+            "events waiting in the sink queue from before"
+        );
+    }
+    Ok(Built {
+        sink: Box::new(queue::QueueSink::new(queue.clone(), dropped.clone())),
+        delivery: Some(delivery::DeliveryTask::new(
+            queue.clone(),
+            deliver,
+            retry.clone(),
+            ctx.families.clone(),
+            dropped,
+        )),
+        queue: Some(queue),
     })
 }
+
+#[cfg(test)]
+mod delivery_tests;
+#[cfg(test)]
+mod queue_tests;

@@ -1,6 +1,6 @@
-//! The deb packages: built by cargo-deb from the debug binaries, clean under lintian,
-//! units that `systemd-analyze verify` accepts inside the unpacked packages, and (under CI)
-//! installed, run as their users and purged without a trace.
+//! The deb packages: built by `packaging/deb/build.sh` from the debug binaries, clean
+//! under lintian, units that `systemd-analyze verify` accepts inside the unpacked
+//! packages, and (under CI) installed, run as their users and purged without a trace.
 
 use std::io::Write as _;
 use std::os::unix::fs::MetadataExt as _;
@@ -9,8 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::{
-    ci, find_tool, link_or_copy, lossy, output, repo, report, run_ok, scratch, shout, show,
-    tools_or_skip, BINS,
+    ci, find_tool, lossy, output, repo, report, run_ok, scratch, shout, show, tools_or_skip, BINS,
 };
 
 /// Executables the units run that the base system provides, with the Debian package
@@ -20,14 +19,33 @@ const BASE_SYSTEM: [(&str, &str); 1] = [("/bin/kill", "procps")];
 #[test]
 fn deb_packages_lint_verify_install_and_purge() {
     let test = "deb_packages_lint_verify_install_and_purge";
-    let Some([cargo_deb, lintian, dpkg_deb, analyze]) = tools_or_skip(
+    let Some([lintian, dpkg_deb, analyze, ..]) = tools_or_skip(
         test,
-        ["cargo-deb", "lintian", "dpkg-deb", "systemd-analyze"],
+        [
+            "lintian",
+            "dpkg-deb",
+            "systemd-analyze",
+            "dpkg-shlibdeps",
+            "dpkg-parsechangelog",
+            "strip",
+        ],
     ) else {
         return;
     };
     let scratch = scratch();
-    let debs = build_debs(&cargo_deb, scratch.path());
+    let debs = build_debs(scratch.path());
+    // The package version is the changelog's: the workspace's version, Debian revision 1.
+    let changelog = std::fs::read_to_string(repo().join("packaging/deb/changelog")).unwrap();
+    let cargo = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let version = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .expect("workspace version")
+        .trim_matches('"');
+    assert!(
+        changelog.starts_with(&format!("logferry ({version}-")),
+        "packaging/deb/changelog's first entry must be for version {version}"
+    );
 
     for (bin, deb) in BINS.iter().zip(&debs) {
         let short = bin.trim_start_matches("logferry-");
@@ -65,6 +83,10 @@ fn deb_packages_lint_verify_install_and_purge() {
         assert!(
             depends.contains("adduser"),
             "{bin}: postinst runs adduser: {depends}"
+        );
+        assert!(
+            depends.starts_with("libc6 ("),
+            "{bin}: the shared libraries it links (dpkg-shlibdeps): {depends}"
         );
     }
 
@@ -131,38 +153,20 @@ fn copy_missing_units(from: &Path, to: &Path) {
     }
 }
 
-/// `cargo deb` for both binaries from the debug build: cargo-deb takes binaries from
-/// `<target>/release` with `--no-build`, so a scratch target dir holds links to them.
-fn build_debs(cargo_deb: &Path, scratch: &Path) -> Vec<PathBuf> {
-    let target = scratch.join("target");
-    std::fs::create_dir_all(target.join("release")).unwrap();
+/// `packaging/deb/build.sh` for both binaries, from the debug build (it strips them), with
+/// a fast payload compression.
+fn build_debs(scratch: &Path) -> Vec<PathBuf> {
     BINS.iter()
         .map(|bin| {
-            link_or_copy(
-                &logferry_e2e::binary(bin),
-                &target.join("release").join(bin),
-            );
             let out = run_ok(
-                Command::new(cargo_deb)
-                    .current_dir(repo())
-                    .env("CARGO_TARGET_DIR", &target)
-                    .args([
-                        "-p",
-                        bin,
-                        "--no-build",
-                        "--strip",
-                        "--fast",
-                        "--offline",
-                        "-o",
-                    ])
-                    .arg(scratch),
+                Command::new("sh")
+                    .arg(repo().join("packaging/deb/build.sh"))
+                    .arg(bin)
+                    .arg(logferry_e2e::binary(bin))
+                    .arg(scratch)
+                    .args(["-Zgzip", "-z1"]),
             );
-            PathBuf::from(
-                out.lines()
-                    .last()
-                    .expect("cargo deb prints the .deb")
-                    .trim(),
-            )
+            PathBuf::from(out.lines().last().expect("build.sh prints the .deb").trim())
         })
         .collect()
 }
@@ -196,6 +200,16 @@ fn install_and_purge(test: &str, debs: &[PathBuf]) {
     }
     let purge = Purge;
     run_ok(Command::new("dpkg").arg("-i").args(debs));
+    // The files (not the shared directories) dpkg installed, which purge must remove.
+    let shipped: Vec<PathBuf> = run_ok(Command::new("dpkg-query").arg("-L").args(BINS))
+        .lines()
+        .map(PathBuf::from)
+        .filter(|p| p.symlink_metadata().is_ok_and(|m| !m.is_dir()))
+        .collect();
+    assert!(
+        shipped.len() >= 2 * 4,
+        "dpkg-query -L lists too few files: {shipped:?}"
+    );
     let runuser = find_tool("runuser").expect("runuser (util-linux)");
     for bin in BINS {
         let short = bin.trim_start_matches("logferry-");
@@ -233,8 +247,10 @@ fn install_and_purge(test: &str, debs: &[PathBuf]) {
             .trim()
             .parse()
             .unwrap();
-        let data = std::fs::metadata(format!("/var/lib/{bin}")).unwrap();
-        assert_eq!(data.uid(), uid, "/var/lib/{bin} belongs to {bin}");
+        let data_dir = format!("/var/lib/logferry/{short}");
+        let data = std::fs::metadata(&data_dir).unwrap();
+        assert_eq!(data.uid(), uid, "{data_dir} belongs to {bin}");
+        assert_eq!(data.mode() & 0o777, 0o750, "{data_dir}: mode");
     }
     // Both services start as their users with the packaged configs (the agent with the
     // capability its unit grants), answer /healthz and stop cleanly on SIGTERM.
@@ -242,15 +258,34 @@ fn install_and_purge(test: &str, debs: &[PathBuf]) {
     smoke_run(&setpriv, "logferry-aggregator", 7401, None);
     smoke_run(&setpriv, "logferry-agent", 7402, Some("dac_read_search"));
     drop(purge);
-    for path in [
-        "/etc/logferry",
-        "/var/lib/logferry-agent",
-        "/var/lib/logferry-aggregator",
-    ] {
+    // Every file the debs shipped, and what the maintainer scripts made.
+    let mut gone = shipped.clone();
+    gone.extend(
+        [
+            "/etc/logferry",
+            "/var/lib/logferry",
+            "/var/lib/logferry/agent",
+            "/var/lib/logferry/aggregator",
+        ]
+        .map(PathBuf::from),
+    );
+    for path in &gone {
         assert!(
-            !Path::new(path).exists(),
-            "{path} is left after dpkg --purge"
+            path.symlink_metadata().is_err(),
+            "{} is left after dpkg --purge",
+            path.display()
         );
+    }
+    // deb-systemd-helper's records of the units (postinst `update-state`).
+    for dir in [
+        "/var/lib/systemd/deb-systemd-helper-enabled",
+        "/etc/systemd/system",
+    ] {
+        if !Path::new(dir).is_dir() {
+            continue;
+        }
+        let left = run_ok(Command::new("find").args([dir, "-name", "logferry-*"]));
+        assert!(left.is_empty(), "left after dpkg --purge:\n{left}");
     }
     for bin in BINS {
         for db in ["passwd", "group"] {

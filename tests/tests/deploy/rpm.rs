@@ -1,15 +1,17 @@
 //! The rpm packages: `rpmbuild -bb` over the debug binaries, their file lists and
-//! scriptlets, and an install into a scratch root.
+//! scriptlets, an install into a scratch root, and the packaged configs through
+//! `validate` in that root.
 
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::k8s_configs::{chroot_command, copy_shared_libraries};
 use crate::{output, repo, run_ok, scratch, show, tools_or_skip, BINS};
 
 #[test]
 fn rpm_packages_query_and_install_into_a_scratch_root() {
     let test = "rpm_packages_query_and_install_into_a_scratch_root";
-    let Some([rpmbuild, rpm]) = tools_or_skip(test, ["rpmbuild", "rpm"]) else {
+    let Some([rpmbuild, rpm, chroot]) = tools_or_skip(test, ["rpmbuild", "rpm", "chroot"]) else {
         return;
     };
     let scratch = scratch();
@@ -54,7 +56,8 @@ fn rpm_packages_query_and_install_into_a_scratch_root() {
             format!("/usr/lib/systemd/system/{bin}.service"),
             format!("/usr/share/doc/{bin}"),
             format!("/usr/share/doc/{bin}/README.md"),
-            format!("/var/lib/{bin}"),
+            "/var/lib/logferry".to_owned(),
+            format!("/var/lib/logferry/{short}"),
         ];
         assert_eq!(
             files.lines().collect::<Vec<_>>(),
@@ -74,7 +77,10 @@ fn rpm_packages_query_and_install_into_a_scratch_root() {
             flags.contains(&format!("cn root /etc/logferry/{short}.toml")),
             "{flags}"
         );
-        assert!(flags.contains(&format!(" {bin} /var/lib/{bin}")), "{flags}");
+        assert!(
+            flags.contains(&format!(" {bin} /var/lib/logferry/{short}\n")),
+            "{flags}"
+        );
         let scripts = run_ok(Command::new(&rpm).args(["-qp", "--scripts"]).arg(pkg));
         for tag in ["PREIN", "POSTIN", "PREUN", "POSTUN"] {
             let script = run_ok(
@@ -129,5 +135,45 @@ fn rpm_packages_query_and_install_into_a_scratch_root() {
         );
         let version = run_ok(Command::new(root.join("usr/bin").join(bin)).arg("--version"));
         assert!(version.starts_with(bin), "{version}");
+    }
+
+    // The packaged configs pass `validate` where the packages put them, in a chroot of
+    // the scratch root. The aggregator's config names the development certificate and the
+    // token its %post makes (skipped by --noscripts): made here the same way first.
+    let Some(chroot) = chroot_command(test, chroot) else {
+        return;
+    };
+    let in_root = |args: &[&str]| {
+        let out = output(
+            Command::new(&chroot[0])
+                .args(&chroot[1..])
+                .arg(&root)
+                .args(args)
+                .env_clear(),
+        );
+        assert!(
+            out.status.success(),
+            "{args:?} in the rpm root:\n{}",
+            show(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for bin in BINS {
+        copy_shared_libraries(&root, &root.join("usr/bin").join(bin));
+    }
+    in_root(&[
+        "/usr/bin/logferry-aggregator",
+        "certs",
+        "--out",
+        "/etc/logferry/tls",
+        "--san",
+        "localhost",
+    ]);
+    std::fs::write(root.join("etc/logferry/agent-token"), "0123456789abcdef").unwrap();
+    for bin in BINS {
+        let short = bin.trim_start_matches("logferry-");
+        let config = format!("/etc/logferry/{short}.toml");
+        let valid = in_root(&[&format!("/usr/bin/{bin}"), "validate", "--config", &config]);
+        assert!(valid.contains("config is valid"), "{bin} validate: {valid}");
     }
 }
