@@ -10,11 +10,6 @@ use logferry_aggregator::sink::remote::{
 };
 use logferry_eventhubs_peer::{Peer, PeerOptions, BATCH_MESSAGE_FORMAT};
 
-/// How long the peer takes to settle a transfer in the tests that send several batches per
-/// call: with an instant answer the client intermittently misses a disposition (see
-/// `PeerOptions::disposition_delay`).
-const SETTLE: Duration = Duration::from_millis(5);
-
 const NAMESPACE: &str = "test.servicebus.windows.net";
 const HUB: &str = "logs";
 const HOSTS: [&str; 7] = [
@@ -94,7 +89,6 @@ async fn deliver_until_ok(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky under load: one of ~700 back-to-back sends sometimes gets no disposition from the peer despite the settle delay and times out; passes when run alone (cargo test -- --ignored)"]
 async fn hundred_thousand_events_arrive_once_in_batches_by_partition_key() {
     let max = 64 * 1024;
     let peer = Peer::start(PeerOptions {
@@ -184,11 +178,9 @@ async fn fixed_partition_and_properties() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky (about 1 run in 4): a send after a rejected transfer sometimes gets no disposition from the peer even with a settle delay, and times out as unavailable"]
 async fn server_busy_storm_is_throttled_then_delivered_once() {
     let peer = Peer::start(PeerOptions {
         max_message_size: 16 * 1024,
-        disposition_delay: SETTLE,
         ..Default::default()
     })
     .await
@@ -216,7 +208,6 @@ async fn server_busy_storm_is_throttled_then_delivered_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_second_outage_is_unavailable_then_nothing_lost_or_doubled() {
     let peer = Peer::start(PeerOptions {
-        disposition_delay: SETTLE,
         ..Default::default()
     })
     .await
@@ -272,7 +263,6 @@ async fn thirty_second_outage_is_unavailable_then_nothing_lost_or_doubled() {
 async fn an_event_too_large_for_a_message_is_rejected_and_counted() {
     let peer = Peer::start(PeerOptions {
         max_message_size: 64 * 1024,
-        disposition_delay: SETTLE,
         ..Default::default()
     })
     .await
@@ -336,7 +326,6 @@ async fn connects_lazily_reuses_one_connection_and_closes() {
 /// The peer answers the client's `$management` reads with the types it expects (a wrong
 /// type makes the client panic), so tools built on the client can be tested against it too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "hangs: the client never completes a $management READ against the peer (not diagnosed yet)"]
 async fn peer_answers_management_reads() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let peer = Peer::start(PeerOptions {
@@ -362,4 +351,138 @@ async fn peer_answers_management_reads() {
     assert_eq!(partition.id, "1");
     assert!(partition.is_empty);
     producer.close().await.unwrap();
+}
+
+/// 100,000 events through the real aggregator binary: agents' batches in, the sink's
+/// durable queue and delivery task, the peer out, with a server-busy storm on the way; each
+/// host's events in order under its partition key, nothing lost or doubled. Then the peer
+/// goes away, 10,000 more events queue up, the aggregator is killed with -9 and started
+/// again, the peer comes back: exactly those 10,000 arrive, once.
+#[test]
+fn the_aggregator_binary_forwards_100k_events_through_storm_outage_and_kill9() {
+    use logferry_e2e::http as e2e_http;
+    use logferry_e2e::{wait_until, Aggregator, AggregatorOptions, TestDir};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let peer = rt
+        .block_on(Peer::start(PeerOptions {
+            max_message_size: 256 * 1024,
+            ..Default::default()
+        }))
+        .unwrap();
+    let dir = TestDir::new().unwrap();
+    let extra = format!(
+        r#"
+[sinks.hub]
+type = "eventhubs"
+connection_string = "Endpoint=sb://{NAMESPACE}/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0"
+event_hub = "{HUB}"
+endpoint = "{}"
+partition_key = "{{host}}"
+timeout = "10s"
+
+[sinks.hub.queue]
+batch_wait = "100ms"
+
+[sinks.hub.retry]
+initial_backoff = "50ms"
+max_backoff = "500ms"
+"#,
+        peer.endpoint()
+    );
+    let agg = Aggregator::start(&dir, AggregatorOptions::default().extra(&extra)).unwrap();
+    let client = e2e_http::client(&dir, false).unwrap();
+    let hosts = ["node-1", "node-2", "node-3"];
+    // What each host (partition key) must hold, in order.
+    let mut want: HashMap<String, Vec<String>> = HashMap::new();
+    let send = |agg: &Aggregator,
+                seqs: std::ops::RangeInclusive<u64>,
+                want: &mut HashMap<String, Vec<String>>| {
+        for seq in seqs {
+            let host = hosts[(seq % 3) as usize];
+            let lines: Vec<String> = (0..500).map(|i| format!("eh-{seq}-{i}")).collect();
+            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+            agg.send_lines(&client, "e2e-eh", seq, (host, "/var/log/app.log"), &refs)
+                .unwrap();
+            want.entry(host.to_owned()).or_default().extend(lines);
+        }
+    };
+    // What the peer holds, per partition key, as messages.
+    let got = |peer: &Peer| {
+        let mut got: HashMap<String, Vec<String>> = HashMap::new();
+        for e in peer.events() {
+            let v: serde_json::Value = serde_json::from_slice(&e.body).unwrap();
+            assert_eq!(v["host"].as_str(), e.partition_key.as_deref());
+            got.entry(e.partition_key.unwrap_or_default())
+                .or_default()
+                .push(v["message"].as_str().unwrap().to_owned());
+        }
+        got
+    };
+    let total = |m: &HashMap<String, Vec<String>>| m.values().map(Vec::len).sum::<usize>();
+
+    send(&agg, 1..=100, &mut want);
+    peer.fail_next(25);
+    send(&agg, 101..=200, &mut want);
+    wait_until(
+        Duration::from_secs(120),
+        "100,000 events at the peer",
+        || peer.event_count() >= 100_000,
+    )
+    .unwrap();
+    assert_eq!(peer.rejected(), 25, "the storm happened");
+    assert_eq!(got(&peer), want);
+    assert!(peer.batches().iter().all(|b| b.bytes <= 256 * 1024));
+
+    // The peer away: 10,000 more events wait in the queue; kill -9; the peer back (it keeps
+    // what it recorded).
+    rt.block_on(peer.stop());
+    let before = peer.event_count();
+    let mut agg = agg;
+    let mut want: HashMap<String, Vec<String>> = HashMap::new();
+    send(&agg, 201..=220, &mut want);
+    wait_until(Duration::from_secs(60), "the events queued for hub", || {
+        e2e_http::get(&client, &agg.admin_url("/api/sinks")).is_ok_and(|(_, b)| {
+            serde_json::from_str::<serde_json::Value>(&b).is_ok_and(|v| {
+                v["sinks"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|s| s["name"] == "hub"))
+                    .is_some_and(|s| s["queue"]["events"] == 10_000)
+            })
+        })
+    })
+    .unwrap();
+    agg.kill9().unwrap();
+    assert_eq!(
+        peer.event_count(),
+        before,
+        "nothing was delivered while away"
+    );
+    rt.block_on(peer.restart()).unwrap();
+    let agg = Aggregator::restart(&dir, agg.restart_options()).unwrap();
+    wait_until(
+        Duration::from_secs(120),
+        "10,000 more events at the peer",
+        || peer.event_count() >= before + 10_000,
+    )
+    .unwrap();
+    let all = got(&peer);
+    let after: HashMap<String, Vec<String>> = all
+        .into_iter()
+        .map(|(k, v)| {
+            let new: Vec<String> = v
+                .into_iter()
+                .filter(|m| {
+                    let seq: u64 = m.split('-').nth(1).unwrap().parse().unwrap();
+                    seq > 200
+                })
+                .collect();
+            (k, new)
+        })
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    assert_eq!(after, want);
+    assert_eq!(peer.event_count(), before + 10_000, "nothing doubled");
+    assert_eq!(total(&want), 10_000);
+    drop(agg);
 }

@@ -312,6 +312,11 @@ pub fn build(name: &str, config: &SinkConfig, ctx: &BuildContext<'_>) -> anyhow:
             c,
             ctx.families.adjustments(name),
         )?),
+        SinkConfig::Eventhubs(c) => Box::new(eventhubs::EventHubsSink::new(
+            name,
+            c,
+            ctx.families.adjustments(name),
+        )?),
     };
     let (qc, retry) = config
         .queued()

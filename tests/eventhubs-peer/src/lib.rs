@@ -10,8 +10,8 @@
 //! - answers `$management` READ requests for the Event Hub (`com.microsoft:eventhub`:
 //!   name, creation time, [`PeerOptions::partitions`] partition ids) and for a partition
 //!   (`com.microsoft:partition`: sequence numbers counting the events recorded for it), with
-//!   the value types the client expects (not working yet: the client's READ does not
-//!   complete against the peer, see the ignored test in `aggregator/tests/eventhubs.rs`),
+//!   the value types the client expects, on the reply link the client attaches (closed
+//!   again when the client closes it),
 //! - accepts sender links to any address; links to the Event Hub (`amqps://host/hub`) and to
 //!   its partitions (`amqps://host/hub/Partitions/N`) announce [`PeerOptions::max_message_size`]
 //!   as their max-message-size,
@@ -64,12 +64,6 @@ pub struct PeerOptions {
     /// The max-message-size announced on Event Hub and partition links (Standard tier:
     /// 1 MiB; Basic: 256 KiB).
     pub max_message_size: u64,
-    /// How long the peer waits before it settles a transfer (accepts or rejects it). Zero
-    /// (the default) answers at once; the Event Hubs client then intermittently misses the
-    /// disposition of a transfer it sent right after the previous one settled, and its send
-    /// never completes (seen with `azure_messaging_eventhubs` 0.16 / fe2o3-amqp 0.16 on
-    /// loopback; a couple of milliseconds, less than any real network round trip, avoid it).
-    pub disposition_delay: std::time::Duration,
     /// How many partitions the `$management` answers list (`"0"`, `"1"`, ...).
     pub partitions: u32,
     /// The address to listen on; port 0 picks a free one.
@@ -81,7 +75,6 @@ impl Default for PeerOptions {
         PeerOptions {
             max_message_size: 1 << 20,
             partitions: 4,
-            disposition_delay: std::time::Duration::ZERO,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
@@ -201,6 +194,11 @@ impl Peer {
     /// Every event received so far, in arrival order.
     pub fn events(&self) -> Vec<RecordedEvent> {
         self.shared.record().events.clone()
+    }
+
+    /// How many events the peer has recorded (cheaper than `events().len()`).
+    pub fn event_count(&self) -> usize {
+        self.shared.record().events.len()
     }
 
     /// Every accepted transfer so far, in arrival order.
@@ -408,9 +406,17 @@ async fn send_replies(
     mut sender: Sender,
     mut rx: mpsc::UnboundedReceiver<Message<AmqpValue<Value>>>,
 ) {
-    while let Some(message) = rx.recv().await {
-        if sender.send(message).await.is_err() {
-            break;
+    loop {
+        tokio::select! {
+            message = rx.recv() => {
+                let Some(message) = message else { break };
+                if sender.send(message).await.is_err() {
+                    return;
+                }
+            }
+            // The client closes its reply link when it is done (e.g. when the producer
+            // closes): dropping ours answers its detach.
+            _ = sender.on_detach() => return,
         }
     }
     let _ = sender.close().await;
@@ -574,10 +580,6 @@ async fn serve_events(mut receiver: Receiver, address: String, shared: Arc<Share
             .fail_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-        let delay = shared.options.disposition_delay;
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
         if busy {
             shared.record().rejected += 1;
             let error = definitions::Error::new(

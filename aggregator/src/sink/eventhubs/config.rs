@@ -112,12 +112,26 @@ impl std::fmt::Debug for Auth {
 }
 
 impl EventHubsConfig {
+    /// What `validate` checks: the settings, and that the connection string (if any) can
+    /// be read and parsed. Connects nowhere and asks no identity service for a token.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.auth().map(drop)
+    }
+
     /// Checks the settings and resolves the credentials (reads the environment variable or
     /// the file a connection string comes from).
     pub(crate) fn auth(&self) -> anyhow::Result<Auth> {
         use anyhow::{bail, Context};
         if self.event_hub.trim().is_empty() {
             bail!("event_hub is empty");
+        }
+        if let Some(endpoint) = &self.endpoint {
+            if !["amqp://", "amqps://"]
+                .iter()
+                .any(|s| endpoint.starts_with(s))
+            {
+                bail!("endpoint must be amqp://HOST:PORT or amqps://HOST:PORT, not {endpoint:?}");
+            }
         }
         if self.partition_key.is_some() && self.partition_id.is_some() {
             bail!("partition_key and partition_id exclude each other: set one or neither");

@@ -118,16 +118,6 @@ impl EventHubsSink {
         let auth = config
             .auth()
             .with_context(|| format!("sink {name:?} (eventhubs)"))?;
-        if let Some(endpoint) = &config.endpoint {
-            let ok = ["amqp://", "amqps://"]
-                .iter()
-                .any(|s| endpoint.starts_with(s));
-            if !ok {
-                anyhow::bail!(
-                    "sink {name:?} (eventhubs): endpoint must be amqp://HOST:PORT or amqps://HOST:PORT, not {endpoint:?}"
-                );
-            }
-        }
         let credential = match &auth {
             Auth::ConnectionString(_) => None,
             Auth::EntraId {
