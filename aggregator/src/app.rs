@@ -250,6 +250,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
             wake: wake.clone(),
             metrics: metrics_for_inputs,
             shutdown: shutdown.clone(),
+            limits,
         },
     )
     .await?;
