@@ -130,7 +130,7 @@ impl InputConfig {
         }
     }
 
-    async fn start(&self, ctx: &InputContext) -> anyhow::Result<Started> {
+    pub(crate) async fn start(&self, ctx: &InputContext) -> anyhow::Result<Started> {
         match self {
             InputConfig::Syslog(c) => syslog::start(c, ctx).await,
             InputConfig::Http(c) => http::start(c, ctx).await,

@@ -18,6 +18,8 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+#[cfg(test)]
+pub mod testkit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
