@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use logferry_e2e::lines::{padding, seed, Accounting, Ledger};
-use logferry_e2e::{http, Aggregator, AggregatorOptions, TestDir};
+use logferry_e2e::{http, toml_path, Aggregator, AggregatorOptions, TestDir};
 
 const TOKEN: &str = "http-input-token";
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -89,8 +89,17 @@ fn curl_and_reqwest_records_reach_the_sink_exactly_once() {
     let input = format!(
         "type = \"http\"\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 65536\nmax_decompressed_bytes = 1048576\n[[inputs.tokens]]\ntoken = \"{TOKEN}\""
     );
-    let mut agg = Aggregator::start(&dir, AggregatorOptions::default().input("apps", &input))
-        .expect("start the aggregator");
+    // The same over TLS, with the token from the environment.
+    let secure = format!(
+        "type = \"http\"\nlisten = \"127.0.0.1:0\"\n[inputs.tls]\ncert = {}\nkey = {}\n[[inputs.tokens]]\ntoken_env = \"HTTP_INPUT_TOKEN\"",
+        toml_path(&dir.cert("server.pem")),
+        toml_path(&dir.cert("server-key.pem")),
+    );
+    let options = AggregatorOptions::default()
+        .input("apps", &input)
+        .input("secure", &secure)
+        .env("HTTP_INPUT_TOKEN", TOKEN);
+    let mut agg = Aggregator::start(&dir, options).expect("start the aggregator");
     let addr = agg.input_addrs["apps"];
     let url = format!("http://{addr}/v1/logs");
 
@@ -273,6 +282,31 @@ fn curl_and_reqwest_records_reach_the_sink_exactly_once() {
         );
     }
 
+    // HTTPS, verified against the test CA.
+    let secure_url = format!(
+        "https://localhost:{}/v1/logs",
+        agg.input_addrs["secure"].port()
+    );
+    let recs: Vec<String> = (0..50)
+        .map(|i| record(&format!("line-tls-{i}"), &mut rng, &mut ledger).to_string())
+        .collect();
+    let resp = client
+        .post(&secure_url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(recs.join("\n"))
+        .send()
+        .expect("POST over TLS");
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = client
+        .post(&secure_url)
+        .bearer_auth("wrong")
+        .header("content-type", "application/x-ndjson")
+        .body(recs.join("\n"))
+        .send()
+        .expect("POST over TLS");
+    assert_eq!(resp.status().as_u16(), 401);
+
     let expected = 2 + ledger.len();
     agg.wait_for_events(expected, DELIVERY_TIMEOUT)
         .expect("every record in the sink");
@@ -300,6 +334,15 @@ fn curl_and_reqwest_records_reach_the_sink_exactly_once() {
         ours
     };
     let ours = check(&agg, "http input");
+    let tls = ours
+        .iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("line-tls-"))
+        })
+        .expect("a record sent over TLS");
+    assert_eq!(tls["source"]["path"], "https://127.0.0.1/secure", "{tls}");
     let e = &ours[0];
     assert_eq!(e["level"], "warn", "{e}");
     assert_eq!(e["fields"]["ctx"], serde_json::json!({"a": [1, 2]}), "{e}");

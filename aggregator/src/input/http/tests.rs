@@ -345,3 +345,39 @@ async fn slow_clients_and_connection_floods_are_cut_off() {
     assert!(h.records().is_empty());
     h.stop().await;
 }
+
+#[test]
+fn config_errors_name_the_key() {
+    let err = |toml: &str| -> String {
+        match toml::from_str::<crate::input::InputConfig>(toml) {
+            Err(e) => e.to_string(),
+            Ok(cfg) => crate::input::validate(&[cfg], 16 << 20)
+                .expect_err("an invalid config")
+                .to_string(),
+        }
+    };
+    assert!(err("type = \"http\"").contains("listen"));
+    let base = "type = \"http\"\nlisten = \"127.0.0.1:0\"\n";
+    assert!(err(&format!("{base}max_body = 1")).contains("max_body"));
+    let e = err(&format!(
+        "{base}[[tokens]]\ntoken = \"a\"\ntoken_env = \"B\""
+    ));
+    assert!(e.contains("inputs[0].tokens[0].token"), "{e}");
+    let e = err(&format!("{base}[[tokens]]\ntoken = \" \""));
+    assert!(e.contains("inputs[0].tokens[0].token"), "{e}");
+    let e = err(&format!("{base}max_decompressed_bytes = 16777216"));
+    assert!(
+        e.contains("inputs[0].max_decompressed_bytes") && e.contains("ingest.max_body_bytes"),
+        "{e}"
+    );
+    let e = err(&format!("{base}header_timeout = \"1ms\""));
+    assert!(e.contains("inputs[0].header_timeout"), "{e}");
+    let e = err(&format!("{base}max_connections = 0"));
+    assert!(e.contains("inputs[0].max_connections"), "{e}");
+    let e = err(&format!("{base}name = \"a b\""));
+    assert!(e.contains("inputs[0].name"), "{e}");
+    let e = err(&format!(
+        "{base}[tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\""
+    ));
+    assert!(e.contains("inputs[0].tls.cert"), "{e}");
+}
