@@ -96,7 +96,8 @@ impl InputMetrics {
     }
 
     /// Counts `n` messages dropped: `inbox_full`, `queue_full`, `storage` (UDP), `shutdown`
-    /// (the inbox refused them until the end), `bad_framing`, `failed` (a bug).
+    /// (the inbox refused them until the end), `bad_framing`, `rejected` (OTLP records
+    /// refused in a `partial_success`), `failed` (a bug).
     pub fn dropped(&self, reason: &'static str, n: u64) {
         self.dropped.get_or_create(&self.label(reason)).inc_by(n);
     }

@@ -56,6 +56,8 @@ pub struct HttpState {
     pub metrics: InputMetrics,
     /// Rate limit for warnings about bad clients.
     pub log: LogLimiter,
+    /// Permits to decode a request ([`crate::input::web::DECODING_AT_ONCE`]).
+    pub decoding: tokio::sync::Semaphore,
 }
 
 /// Why a request was not stored.
@@ -124,6 +126,12 @@ async fn receive_and_store(
         .await
         .map_err(Refusal::Body)?;
     st.metrics.bytes.inc_by(sent.len() as u64);
+    // The semaphore is never closed.
+    let _permit = st
+        .decoding
+        .acquire()
+        .await
+        .map_err(|e| Refusal::Store(StoreError::Failed(format!("decoding permits: {e}"))))?;
     let state = st.clone();
     let stored = tokio::task::spawn_blocking(move || -> Result<usize, Refusal> {
         let st = state;

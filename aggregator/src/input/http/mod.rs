@@ -55,6 +55,7 @@ pub async fn start(cfg: &HttpInputConfig, ctx: &InputContext) -> anyhow::Result<
         writer: InboxWriter::new(&name, ctx),
         metrics: metrics.clone(),
         log: LogLimiter::default(),
+        decoding: tokio::sync::Semaphore::new(web::DECODING_AT_ONCE),
     });
     let fallback_metrics = metrics.clone();
     let router = Router::new()

@@ -381,3 +381,46 @@ fn config_errors_name_the_key() {
     ));
     assert!(e.contains("inputs[0].tls.cert"), "{e}");
 }
+
+fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "[ a-z\"\\\\\n\t{}\\[\\],:é]{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::btree_map("[ a-z\"]{0,6}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_body_is_decoded_or_refused_without_panicking(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ndjson in proptest::prelude::any::<bool>(),
+    ) {
+        let kind = if ndjson { BodyKind::Ndjson } else { BodyKind::Json };
+        let _ = decode::records(kind, &body, |_| Ok::<(), ()>(()));
+    }
+
+    #[test]
+    fn a_record_is_one_line_with_the_same_value(
+        fields in proptest::collection::btree_map("[ a-z\"\n]{0,6}", json_value(), 0..6),
+    ) {
+        let object = Value::Object(fields.into_iter().collect());
+        let pretty = serde_json::to_string_pretty(&serde_json::json!([object, object])).unwrap();
+        let lines = decoded(BodyKind::Json, &pretty).unwrap();
+        proptest::prop_assert_eq!(lines.len(), 2);
+        for line in lines {
+            proptest::prop_assert!(!line.contains('\n'));
+            let back: Value = serde_json::from_str(&line).unwrap();
+            proptest::prop_assert_eq!(&back, &object);
+        }
+    }
+}

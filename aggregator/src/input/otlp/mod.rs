@@ -56,6 +56,7 @@ pub async fn start(cfg: &OtlpInputConfig, ctx: &InputContext) -> anyhow::Result<
         writer: InboxWriter::new(&name, ctx),
         metrics: metrics.clone(),
         log: LogLimiter::default(),
+        decoding: tokio::sync::Semaphore::new(web::DECODING_AT_ONCE),
     });
     let fallback_metrics = metrics.clone();
     let router = Router::new()

@@ -9,6 +9,8 @@
 //! - A client has `header_timeout` to send each request's headers, which also bounds how
 //!   long a kept-alive connection may sit idle (closed `slow_client`), and `body_timeout`
 //!   to send the body (answered 408).
+//! - At most [`DECODING_AT_ONCE`] requests per input are decompressed and decoded at a
+//!   time (the handlers hold a permit of a semaphore of that size).
 //! - At shutdown it stops accepting; each connection finishes the request it is serving
 //!   (so a client whose records were admitted gets its 2xx) and closes, for at most
 //!   [`DRAIN_TIMEOUT`]; what is left is aborted.
@@ -39,6 +41,12 @@ use tower::ServiceExt;
 use super::LogLimiter;
 use crate::metrics::InputMetrics;
 pub use config::{InputTlsConfig, InputTokenConfig, ServerConfig};
+
+/// Requests of one input decoded (decompressed, parsed, stored) at once; others wait
+/// with their body received. With `max_connections` × `max_body_bytes` for bodies being
+/// received, this bounds an input's memory: at most this many decompressed bodies and
+/// their batches exist at a time.
+pub const DECODING_AT_ONCE: usize = 4;
 
 /// How long connections may finish their requests after shutdown begins (below
 /// [`super::STOP_TIMEOUT`], so the listener ends by itself).
