@@ -44,7 +44,7 @@ pub struct Running {
     pub ingest_addr: SocketAddr,
     /// Where the admin endpoint listens.
     pub admin_addr: SocketAddr,
-    /// The inputs (syslog listeners), stopped before the pipeline drains.
+    /// The inputs (syslog, http and otlp listeners), stopped before the pipeline drains.
     pub inputs: input::Inputs,
     shutdown: Shutdown,
     ingest: JoinHandle<()>,
