@@ -155,7 +155,7 @@ pub async fn serve(
         conns.spawn(async move {
             let _permit = permit;
             shared.metrics.open_connections.inc();
-            let _open = scopeguard(&shared.metrics);
+            let _open = open_guard(&shared.metrics);
             let reason = match tls {
                 None => connection(tcp, peer, &shared).await,
                 Some(acceptor) => match handshake(acceptor, tcp, &shared).await {
@@ -179,7 +179,7 @@ pub async fn serve(
 }
 
 /// Lowers the open-connections gauge when the connection's task ends (or is aborted).
-fn scopeguard(m: &InputMetrics) -> impl Drop {
+fn open_guard(m: &InputMetrics) -> impl Drop {
     struct Open(prometheus_client::metrics::gauge::Gauge);
     impl Drop for Open {
         fn drop(&mut self) {
