@@ -290,9 +290,15 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
 impl Running {
     /// Applies what can change without a restart from a reloaded config: its rules (unless
     /// rules were changed at run time: those stay in force). A config whose rules do not
-    /// compile changes nothing. Other changes (listeners, sinks, notifiers) are logged as
+    /// compile changes nothing. Inputs are stopped, restarted or started as the new config
+    /// says ([`input::Inputs::reload`]); an input's `format` takes effect at the next
+    /// restart. Other changes (ingest and admin listeners, sinks, notifiers) are logged as
     /// needing a restart.
-    pub fn reload(&self, new: &AggregatorConfig, old: &AggregatorConfig) -> anyhow::Result<()> {
+    pub async fn reload(
+        &mut self,
+        new: &AggregatorConfig,
+        old: &AggregatorConfig,
+    ) -> anyhow::Result<()> {
         // Rules are compiled against the running sinks and notifiers: a rule naming one
         // the new config adds is refused until the restart that starts it.
         match self.rules.reload_config(&new.rules).map_err(rule_error)? {
@@ -313,7 +319,6 @@ impl Running {
             ("pipeline", differs(&new.pipeline, &old.pipeline)),
             ("stats", differs(&new.stats, &old.stats)),
             ("inbox", differs(&new.inbox, &old.inbox)),
-            ("inputs", differs(&new.inputs, &old.inputs)),
             ("search", differs(&new.search, &old.search)),
             ("data_dir", new.data_dir != old.data_dir),
         ];
@@ -324,6 +329,31 @@ impl Running {
                     "changed in the config; takes effect at the next restart"
                 );
             }
+        }
+        let inputs = self.inputs.reload(&new.inputs).await;
+        for name in &inputs.stopped {
+            tracing::info!(input = %name, "input removed from the config: stopped");
+        }
+        for name in &inputs.restarted {
+            tracing::info!(input = %name, "input changed in the config: restarted");
+        }
+        for name in &inputs.started {
+            tracing::info!(input = %name, "input added to the config: started");
+        }
+        for (name, reason) in &inputs.failed {
+            tracing::error!(input = %name, reason = %reason, "input could not start with its new settings");
+        }
+        if inputs.started.iter().chain(&inputs.restarted).any(|name| {
+            new.inputs
+                .iter()
+                // An otlp input's lines are JSON, which detection finds anyway.
+                .any(|i| {
+                    &i.name() == name
+                        && !matches!(i, crate::input::InputConfig::Otlp(_))
+                        && i.forced_format().is_some()
+                })
+        }) {
+            tracing::warn!("an input's `format` applies to its lines from the next restart; until then their format is detected");
         }
         Ok(())
     }

@@ -133,11 +133,11 @@ fn load(path: Option<PathBuf>) -> anyhow::Result<AggregatorConfig> {
 async fn run(cfg: AggregatorConfig, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut signals = runtime::Signals::new()?;
     let mut current = cfg.clone();
-    let running = app::start(cfg).await?;
+    let mut running = app::start(cfg).await?;
     while signals.recv().await == runtime::Signal::Reload {
         tracing::info!("SIGHUP: reloading the config");
         match load(path.clone()) {
-            Ok(new) => match running.reload(&new, &current) {
+            Ok(new) => match running.reload(&new, &current).await {
                 Ok(()) => current = new,
                 Err(e) => tracing::error!("config not reloaded: {e:#}"),
             },
