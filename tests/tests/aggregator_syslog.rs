@@ -159,27 +159,7 @@ fn logger_over_udp_and_tcp_delivers_every_line_once() {
     for (run, input, flags, n) in runs {
         let text = make_lines(run, n, &mut rng, &mut ledger);
         total += n;
-        let port = agg.input_addrs[input].port().to_string();
-        let mut child = Command::new(&logger)
-            .args(["--server", "127.0.0.1", "--port", &port, "-t", run])
-            .args(flags)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting logger");
-        child
-            .stdin
-            .take()
-            .expect("logger's stdin")
-            .write_all(text.as_bytes())
-            .expect("writing to logger");
-        let out = child.wait_with_output().expect("waiting for logger");
-        assert!(
-            out.status.success(),
-            "logger {flags:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_logger(&logger, agg.input_addrs[input].port(), run, flags, &text);
         if input == "udp" {
             // One run at a time into the UDP socket, so its buffer never overflows.
             wait_exactly(&agg, total, &ledger, run);
@@ -299,8 +279,9 @@ ruleset(name="to_tls") {{
     Accounting::of(&after, &ledger).assert_exactly_once("rsyslog, after shutdown");
 }
 
-/// Sends `text` through `logger` over TCP to `port`.
-fn logger_tcp(logger: &Path, port: u16, tag: &str, text: &str) {
+/// Sends `text` through `logger` to 127.0.0.1:`port`, tagged `tag`, with `flags`
+/// (transport and format); fails the test if logger fails.
+fn run_logger(logger: &Path, port: u16, tag: &str, flags: &[&str], text: &str) {
     let mut child = Command::new(logger)
         .args([
             "--server",
@@ -310,7 +291,7 @@ fn logger_tcp(logger: &Path, port: u16, tag: &str, text: &str) {
             "-t",
             tag,
         ])
-        .args(["--tcp", "--octet-count", "--rfc5424"])
+        .args(flags)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -325,8 +306,19 @@ fn logger_tcp(logger: &Path, port: u16, tag: &str, text: &str) {
     let out = child.wait_with_output().expect("waiting for logger");
     assert!(
         out.status.success(),
-        "logger failed: {}",
+        "logger {flags:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `logger` over TCP with octet counting, RFC 5424.
+fn logger_tcp(logger: &Path, port: u16, tag: &str, text: &str) {
+    run_logger(
+        logger,
+        port,
+        tag,
+        &["--tcp", "--octet-count", "--rfc5424"],
+        text,
     );
 }
 
