@@ -357,11 +357,8 @@ impl Default for AdminConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkConfig {
-    /// Appends JSON lines to a local file.
-    File {
-        /// The file; parent directories are created.
-        path: PathBuf,
-    },
+    /// Appends JSON lines to a local file, rotating it by size or time.
+    File(crate::sink::file::FileSinkConfig),
     /// Writes JSON lines to standard output.
     Stdout {},
     /// POSTs batches of JSON lines to an HTTP endpoint, from its own durable queue.
@@ -374,7 +371,7 @@ impl SinkConfig {
     /// The sink's `type`.
     pub fn kind(&self) -> &'static str {
         match self {
-            SinkConfig::File { .. } => "file",
+            SinkConfig::File(_) => "file",
             SinkConfig::Stdout {} => "stdout",
             SinkConfig::Http(_) => "http",
             SinkConfig::CloudwatchLogs(_) => "cloudwatch_logs",
@@ -390,7 +387,7 @@ impl SinkConfig {
         &crate::sink::queue::RetryConfig,
     )> {
         match self {
-            SinkConfig::File { .. } | SinkConfig::Stdout {} => None,
+            SinkConfig::File(_) | SinkConfig::Stdout {} => None,
             SinkConfig::Http(c) => Some((&c.queue, &c.retry)),
             SinkConfig::CloudwatchLogs(c) => Some((&c.queue, &c.retry)),
         }
@@ -477,7 +474,8 @@ impl AggregatorConfig {
         for (name, sink) in &self.sinks {
             // What a sink checks when it is built (names, limits, URLs), without connecting.
             let checked = match sink {
-                SinkConfig::File { .. } | SinkConfig::Stdout {} => Ok(()),
+                SinkConfig::File(c) => c.validate(),
+                SinkConfig::Stdout {} => Ok(()),
                 SinkConfig::Http(c) => crate::sink::http::HttpSink::new(c).map(drop),
                 SinkConfig::CloudwatchLogs(c) => c.validate(),
             };
@@ -585,7 +583,7 @@ mod tests {
         let cfg = parse(&text).unwrap();
         assert_eq!(cfg.ingest.listen.port(), 7400);
         assert_eq!(cfg.admin.listen.to_string(), "127.0.0.1:7401");
-        assert!(matches!(cfg.sinks["out"], SinkConfig::File { .. }));
+        assert!(matches!(cfg.sinks["out"], SinkConfig::File(_)));
     }
 
     #[test]

@@ -119,7 +119,10 @@ fn workers_finish_out_of_order_but_sinks_see_inbox_order() {
     assert_lines(&messages(&text), &expected(&sizes));
     assert_eq!(
         inbox.position(&format!("file:{}", out.display())).unwrap(),
-        Some(text.len() as u64)
+        Some(Position {
+            generation: 1,
+            offset: text.len() as u64
+        })
     );
 }
 
@@ -206,12 +209,12 @@ impl Sink for FlakySink {
         Ok(())
     }
 
-    fn position(&self) -> Option<u64> {
-        Some(self.data.lock().unwrap().len() as u64)
+    fn position(&self) -> Option<Position> {
+        Some(Position::at(self.data.lock().unwrap().len() as u64))
     }
 
-    fn rewind_to(&mut self, position: u64) -> std::io::Result<()> {
-        self.data.lock().unwrap().truncate(position as usize);
+    fn rewind_to(&mut self, position: Position) -> std::io::Result<()> {
+        self.data.lock().unwrap().truncate(position.offset as usize);
         Ok(())
     }
 }
@@ -265,7 +268,7 @@ fn a_sink_is_cut_back_only_in_its_own_file() {
     std::fs::write(&b, vec![b'y'; 100]).unwrap();
     // A crash left 40 unrecorded bytes in a.jsonl: its recorded length is 60.
     inbox
-        .complete(&[], &[(&format!("file:{}", a.display()), 60)])
+        .complete(&[], &[(&format!("file:{}", a.display()), Position::at(60))])
         .unwrap();
 
     // The same sink name pointed at b.jsonl: b is never cut back.
@@ -284,7 +287,10 @@ fn a_sink_is_cut_back_only_in_its_own_file() {
     assert_eq!(std::fs::metadata(&b).unwrap().len(), 100);
     assert_eq!(
         inbox.position(&format!("file:{}", b.display())).unwrap(),
-        Some(100)
+        Some(Position {
+            generation: 1,
+            offset: 100
+        })
     );
 
     // Pointed back at a.jsonl: cut back to its recorded 60 bytes.

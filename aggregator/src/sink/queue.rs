@@ -44,7 +44,7 @@ use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 use super::remote::{Outcome, Pending};
-use super::Sink;
+use super::{Position, Sink};
 
 /// `[sinks.NAME.queue]`: the sink's own durable queue.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -741,24 +741,24 @@ impl Sink for QueueSink {
         self.queue.flush().map_err(std::io::Error::other)
     }
 
-    fn position(&self) -> Option<u64> {
-        Some(self.queue.position())
+    fn position(&self) -> Option<Position> {
+        Some(Position::at(self.queue.position()))
     }
 
     fn position_key(&self) -> String {
         format!("queue/{}", self.queue.name())
     }
 
-    fn rewind_to(&mut self, position: u64) -> std::io::Result<()> {
+    fn rewind_to(&mut self, position: Position) -> std::io::Result<()> {
         self.buf.clear();
         self.events = 0;
         self.queue
-            .rewind_to(position)
+            .rewind_to(position.offset)
             .map_err(std::io::Error::other)
     }
 
-    fn committed(&mut self, position: u64) {
-        self.queue.commit(position);
+    fn committed(&mut self, position: Position) {
+        self.queue.commit(position.offset);
     }
 
     fn ready(&self) -> bool {
