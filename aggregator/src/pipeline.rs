@@ -28,7 +28,9 @@
 //!   not completed before a crash are written again exactly once.
 //! - After a failed write, flush or completion, everything in flight is discarded, the
 //!   sinks are rewound to their recorded positions and reading starts again from the
-//!   first frame in the inbox: the same rewind as after a crash.
+//!   first frame in the inbox: the same rewind as after a crash. Nothing is dispatched or
+//!   written until every sink's rewind has succeeded (a failed one is retried after
+//!   [`ERROR_BACKOFF`]): a sink only partly cut back would otherwise get lines twice.
 //! - A rewind may leave a sink naming the same content by another position (a file sink
 //!   renumbering its generation past files it did not make); that position is recorded
 //!   before anything is written.
@@ -206,6 +208,7 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
                 tail,
                 search,
                 blocked_by: None,
+                unrestored: false,
             };
             c.run(&shutdown);
             // Closing the queue ends the workers.
@@ -319,6 +322,9 @@ struct Coordinator {
     search: Option<search_feed::SearchFeed>,
     /// The sink whose full queue holds the pipeline back, if any.
     blocked_by: Option<String>,
+    /// A failed round left sinks that are not yet cut back to their recorded positions:
+    /// nothing is dispatched or written until [`restore`] succeeds.
+    unrestored: bool,
 }
 
 impl Coordinator {
@@ -332,6 +338,21 @@ impl Coordinator {
                 taking = Instant::now() < deadline;
                 if self.is_idle() && (!taking || self.inbox.is_empty()) {
                     break;
+                }
+            }
+            if self.unrestored {
+                match restore(&self.inbox, &mut self.sinks) {
+                    Ok(()) => {
+                        self.unrestored = false;
+                        tracing::info!(
+                            "sinks are back at their recorded positions; taking batches again"
+                        );
+                    }
+                    Err(e) => {
+                        self.report(e, "cannot cut the sinks back to their recorded positions; taking no batches until that works");
+                        self.wake.wait(ERROR_BACKOFF);
+                        continue;
+                    }
                 }
             }
             let mut caught_up = false;
@@ -638,11 +659,9 @@ impl Coordinator {
         self.round.clear();
         self.next_write = self.next_seq;
         self.last_key = None;
-        // The sinks may hold lines the inbox does not know are done: cut them back so the
-        // retry writes each line once.
-        if let Err(e) = restore(&self.inbox, &mut self.sinks) {
-            self.report(e, "cannot cut the sinks back to their recorded positions");
-        }
+        // The sinks may hold lines the inbox does not know are done: they are cut back
+        // before anything else is written, so the retry writes each line once.
+        self.unrestored = true;
         self.wake.wait(ERROR_BACKOFF);
     }
 }

@@ -439,19 +439,25 @@ impl SinkQueue {
     }
 
     /// Removes every entry at or after `position` (never committed, so never delivered)
-    /// and makes `position` the committed one.
+    /// and makes `position` the committed one. The entries go in one atomic batch: an
+    /// error removes none of them and changes nothing here, and the pipeline writes
+    /// nothing until a later rewind succeeds.
     pub fn rewind_to(&self, position: u64) -> Result<(), QueueError> {
         let mut st = self.state();
-        let mut removed = 0;
+        let mut batch = sled::Batch::default();
+        let (mut removed, mut bytes, mut events) = (0u64, 0u64, 0u64);
         for item in self.entries.range(be(position)..) {
             let (k, v) = item?;
             let n = parse_entry(key_of(&k), &v).map_or(0, |(_, n, _)| n);
-            self.entries.remove(&k)?;
-            st.bytes = st.bytes.saturating_sub(v.len() as u64);
-            st.events = st.events.saturating_sub(u64::from(n));
+            batch.remove(k);
+            bytes += v.len() as u64;
+            events += u64::from(n);
             removed += 1;
         }
         if removed > 0 {
+            self.entries.apply_batch(batch)?;
+            st.bytes = st.bytes.saturating_sub(bytes);
+            st.events = st.events.saturating_sub(events);
             st.oldest_ms = self.first_entry_ms()?;
             tracing::info!(sink = %self.name, entries = removed, "cut the sink queue back to its recorded position");
         }
