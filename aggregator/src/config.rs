@@ -485,6 +485,11 @@ impl AggregatorConfig {
                     format!("{e:#}"),
                 ));
             }
+            if let Some((_, retry)) = sink.queued() {
+                retry.validate().map_err(|(key, message)| {
+                    ConfigError::invalid(format!("sinks.{name}.retry.{key}"), message)
+                })?;
+            }
         }
         if !(1..=MAX_WORKERS).contains(&self.pipeline.workers) {
             return Err(ConfigError::invalid(
@@ -613,6 +618,44 @@ mod tests {
         assert!(
             err.starts_with("ingest.tokens: no agent authentication"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn sink_retry_waits_are_checked_and_named() {
+        let sink =
+            "[sinks.hook]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/\"\n[sinks.hook.retry]\n";
+        let (_d, text) = with_certs(&format!(
+            "{sink}initial_backoff = \"1s\"\nmax_backoff = \"1s\"\n"
+        ));
+        assert!(parse(&text).is_ok());
+        for (retry, want) in [
+            (
+                "max_backoff = \"0s\"",
+                "sinks.hook.retry.max_backoff: must be more than 0",
+            ),
+            (
+                "initial_backoff = \"0s\"",
+                "sinks.hook.retry.initial_backoff: must be more than 0",
+            ),
+            (
+                "initial_backoff = \"2m\"\nmax_backoff = \"1m\"",
+                "sinks.hook.retry.initial_backoff: 2m is longer than max_backoff (1m)",
+            ),
+            // Only max_backoff given, below the default initial_backoff (200ms).
+            (
+                "max_backoff = \"100ms\"",
+                "sinks.hook.retry.initial_backoff: 200ms is longer than max_backoff (100ms)",
+            ),
+        ] {
+            let (_d, text) = with_certs(&format!("{sink}{retry}\n"));
+            assert_eq!(parse(&text).unwrap_err().to_string(), want, "{retry}");
+        }
+        let cw = "[sinks.cw]\ntype = \"cloudwatch_logs\"\ngroup = \"g\"\nstream = \"s\"\n[sinks.cw.retry]\nmax_backoff = \"0s\"\n";
+        let (_d, text) = with_certs(cw);
+        assert_eq!(
+            parse(&text).unwrap_err().to_string(),
+            "sinks.cw.retry.max_backoff: must be more than 0"
         );
     }
 

@@ -93,6 +93,29 @@ pub struct RetryConfig {
     pub max_backoff: Duration,
 }
 
+impl RetryConfig {
+    /// Checks the waits: (the key at fault, what is wrong) when they make no sense.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.initial_backoff.is_zero() {
+            return Err(("initial_backoff", "must be more than 0".to_owned()));
+        }
+        if self.max_backoff.is_zero() {
+            return Err(("max_backoff", "must be more than 0".to_owned()));
+        }
+        if self.initial_backoff > self.max_backoff {
+            return Err((
+                "initial_backoff",
+                format!(
+                    "{} is longer than max_backoff ({})",
+                    humantime::format_duration(self.initial_backoff),
+                    humantime::format_duration(self.max_backoff)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {
