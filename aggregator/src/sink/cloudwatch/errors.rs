@@ -9,6 +9,9 @@ use crate::sink::remote::{DeliverError, FailureKind};
 pub(super) enum Failure {
     /// `ResourceNotFoundException`.
     NotFound(String),
+    /// `InvalidParameterException` or HTTP 413: the service will not take something in
+    /// the request (for `PutLogEvents`, most likely one of its events).
+    Invalid(String),
     /// Anything else.
     Other(DeliverError),
 }
@@ -17,6 +20,7 @@ impl Failure {
     pub(super) fn into_error(self, create: bool) -> DeliverError {
         match self {
             Failure::Other(e) => e,
+            Failure::Invalid(message) => DeliverError::new(FailureKind::Refused, message),
             Failure::NotFound(message) if create => {
                 // Still missing right after it was created.
                 DeliverError::new(FailureKind::Unavailable, message)
@@ -40,6 +44,8 @@ where
             let status = ctx.raw().status().as_u16();
             match ctx.err().code().unwrap_or_default() {
                 "ResourceNotFoundException" => return Failure::NotFound(text),
+                "InvalidParameterException" => return Failure::Invalid(text),
+                _ if status == 413 => return Failure::Invalid(text),
                 "ThrottlingException"
                 | "Throttling"
                 | "TooManyRequestsException"

@@ -31,15 +31,22 @@
 //!   and stream are created and the request is sent again once, at once; with `create =
 //!   false` it is [`FailureKind::Refused`] (an operator has to create them).
 //!
+//! - `InvalidParameterException` (or HTTP 413) for a request: the service will not take
+//!   something in it. The request is split in halves, and the halves sent in order, until
+//!   the event at fault is alone; that event is rejected (to the dead-letter store, with
+//!   the service's answer, counted as `invalid`) and every other event is delivered. One
+//!   bad event never blocks its queue.
+//! - Credentials and permissions (`AccessDeniedException`, `UnrecognizedClientException`,
+//!   invalid or expired tokens, signatures), any other 4xx, and a missing region or
+//!   credentials: [`FailureKind::Refused`]: retried with the longest backoff, never
+//!   dropped.
+//!
 //! With `create = true`, a new stream is created before its first request, and its group
 //! too unless already seen. Creating a group without the permission is not an error by
 //! itself (groups are often managed elsewhere): only if the stream then finds no group.
 //! Failing to set the retention of a new group is logged as an error and the events are
-//! sent anyway.
-//! - Credentials and permissions (`AccessDeniedException`, `UnrecognizedClientException`,
-//!   invalid or expired tokens, signatures), any other 4xx such as
-//!   `InvalidParameterException`, and a missing region or credentials:
-//!   [`FailureKind::Refused`]: retried with the longest backoff, never dropped.
+//! sent anyway; it is tried again on later uses of the group, after a wait that doubles
+//! from `retry.initial_backoff` to `retry.max_backoff`, until it succeeds.
 //!
 //! When several streams fail in one call, the error returned is the most serious one
 //! (refused, then unavailable, then throttled), with the number of failed streams.
@@ -81,6 +88,9 @@ use self::errors::{classify, worst, Failure};
 use self::resources::Known;
 use super::remote::{Adjustments, BoxFuture, Deliver, DeliverError, FailureKind, Outcome, Pending};
 use super::template::event_millis;
+
+/// Most characters of the service's answer kept in a dead letter's reason.
+const MAX_REASON_CHARS: usize = 300;
 
 /// Most partly delivered split events remembered (see [`CloudWatchSink`]).
 const MAX_PARTIAL: usize = 1024;
@@ -299,30 +309,51 @@ impl CloudWatchSink {
                 return out;
             }
         }
+        self.retry_retention(client, &group).await;
         for request in requests {
-            match self.put(client, &group, &stream, &request).await {
-                Ok(rejected) => {
-                    for (i, piece) in request.iter().enumerate() {
-                        let verdict = match rejected.verdict(i) {
-                            None => PieceVerdict::Accepted,
-                            Some(reason) => PieceVerdict::Rejected(
-                                reason,
-                                format!(
-                                    "CloudWatch Logs rejected the event ({}): timestamp {}",
-                                    reason.replace('_', " "),
-                                    piece.timestamp
+            // Parts of the request still to send, the next last; a request the service
+            // finds invalid is split in halves until the event at fault is alone.
+            let mut todo = vec![request];
+            while let Some(mut part) = todo.pop() {
+                match self.put(client, &group, &stream, &part).await {
+                    Ok(Put::Taken(rejected)) => {
+                        for (i, piece) in part.iter().enumerate() {
+                            let verdict = match rejected.verdict(i) {
+                                None => PieceVerdict::Accepted,
+                                Some(reason) => PieceVerdict::Rejected(
+                                    reason,
+                                    format!(
+                                        "CloudWatch Logs rejected the event ({}): timestamp {}",
+                                        reason.replace('_', " "),
+                                        piece.timestamp
+                                    ),
                                 ),
-                            ),
-                        };
-                        out.pieces.push((piece.index, verdict));
+                            };
+                            out.pieces.push((piece.index, verdict));
+                        }
                     }
-                }
-                Err(e) => {
-                    out.error = Some(DeliverError {
-                        message: format!("{group} / {stream}: {}", e.message),
-                        ..e
-                    });
-                    break;
+                    Ok(Put::Invalid(message)) if part.len() == 1 => {
+                        let said: String = message.chars().take(MAX_REASON_CHARS).collect();
+                        out.pieces.push((
+                            part[0].index,
+                            PieceVerdict::Rejected(
+                                "invalid",
+                                format!("CloudWatch Logs refused the event: {said}"),
+                            ),
+                        ));
+                    }
+                    Ok(Put::Invalid(_)) => {
+                        let second = part.split_off(part.len() / 2);
+                        todo.push(second);
+                        todo.push(part);
+                    }
+                    Err(e) => {
+                        out.error = Some(DeliverError {
+                            message: format!("{group} / {stream}: {}", e.message),
+                            ..e
+                        });
+                        return out;
+                    }
                 }
             }
         }
@@ -337,7 +368,7 @@ impl CloudWatchSink {
         group: &str,
         stream: &str,
         request: &[Piece],
-    ) -> Result<Rejections, DeliverError> {
+    ) -> Result<Put, DeliverError> {
         let mut created = false;
         loop {
             let mut events = Vec::with_capacity(request.len());
@@ -364,11 +395,11 @@ impl CloudWatchSink {
             match sent {
                 Ok(output) => {
                     let info = output.rejected_log_events_info();
-                    return Ok(Rejections {
+                    return Ok(Put::Taken(Rejections {
                         too_old_end: info.and_then(|i| i.too_old_log_event_end_index()),
                         expired_end: info.and_then(|i| i.expired_log_event_end_index()),
                         too_new_start: info.and_then(|i| i.too_new_log_event_start_index()),
-                    });
+                    }));
                 }
                 Err(e) => match classify(&e, "PutLogEvents") {
                     Failure::NotFound(_) if self.config.create && !created => {
@@ -376,6 +407,7 @@ impl CloudWatchSink {
                         self.forget(group, stream);
                         self.create(client, group, stream).await?;
                     }
+                    Failure::Invalid(message) => return Ok(Put::Invalid(message)),
                     failure => return Err(failure.into_error(self.config.create)),
                 },
             }
@@ -390,6 +422,15 @@ impl Deliver for CloudWatchSink {
     ) -> BoxFuture<'a, Result<(), DeliverError>> {
         Box::pin(self.deliver_batch(batch))
     }
+}
+
+/// What the service said to one `PutLogEvents`.
+#[derive(Debug)]
+enum Put {
+    /// Taken, but for the events it names.
+    Taken(Rejections),
+    /// Refused as a whole as invalid (`InvalidParameterException`, 413): split it.
+    Invalid(String),
 }
 
 /// Indices (in one request) of the events the service refused.

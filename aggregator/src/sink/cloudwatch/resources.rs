@@ -1,7 +1,9 @@
 //! Log groups and streams: which are known to exist, creating them (and setting a new
-//! group's retention) on first use and when the service says one is missing.
+//! group's retention, tried again later when that fails) on first use and when the
+//! service says one is missing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatchlogs::Client;
 
@@ -14,6 +16,16 @@ use crate::sink::remote::{DeliverError, FailureKind};
 pub(super) struct Known {
     pub(super) groups: HashSet<String>,
     pub(super) streams: HashSet<(String, String)>,
+    /// Groups this sink created whose retention could not be set yet.
+    pub(super) retention: HashMap<String, RetentionRetry>,
+}
+
+/// When to try again to set a group's retention.
+#[derive(Debug)]
+pub(super) struct RetentionRetry {
+    due: Instant,
+    wait: Duration,
+    failures: u32,
 }
 
 impl CloudWatchSink {
@@ -94,20 +106,7 @@ impl CloudWatchSink {
         match client.create_log_group().log_group_name(group).send().await {
             Ok(_) => {
                 tracing::info!(sink = %self.name, group, "created CloudWatch log group");
-                if let Some(days) = self.config.retention_days {
-                    let set = client
-                        .put_retention_policy()
-                        .log_group_name(group)
-                        .retention_in_days(i32::try_from(days).unwrap_or(i32::MAX))
-                        .send()
-                        .await;
-                    if let Err(e) = set {
-                        // The group exists and takes events: do not hold them back for
-                        // its retention, but say so loudly.
-                        let e = classify(&e, "PutRetentionPolicy").into_error(true);
-                        tracing::error!(sink = %self.name, group, error = %e, "could not set the retention of a new log group");
-                    }
-                }
+                self.set_retention(client, group).await;
             }
             Err(e) if already_exists(&e) => {}
             Err(e) => return Err(classify(&e, "CreateLogGroup").into_error(self.config.create)),
@@ -115,5 +114,75 @@ impl CloudWatchSink {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.groups.insert(group.to_owned());
         Ok(())
+    }
+
+    /// Sets `retention_days` on a group this sink created. A failure holds no event back
+    /// (the group takes events): it is logged, and tried again on a later use of the group
+    /// ([`CloudWatchSink::retry_retention`]) after a wait that doubles from the sink's
+    /// `retry.initial_backoff` up to its `retry.max_backoff`, until it succeeds.
+    async fn set_retention(&self, client: &Client, group: &str) {
+        let Some(days) = self.config.retention_days else {
+            return;
+        };
+        let set = client
+            .put_retention_policy()
+            .log_group_name(group)
+            .retention_in_days(i32::try_from(days).unwrap_or(i32::MAX))
+            .send()
+            .await;
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        match set {
+            Ok(_) => {
+                if let Some(r) = known.retention.remove(group) {
+                    tracing::info!(sink = %self.name, group, days, failures = r.failures,
+                        "set the retention of the log group after failing before");
+                }
+            }
+            Err(e) => {
+                let e = classify(&e, "PutRetentionPolicy").into_error(true);
+                let retry = &self.config.retry;
+                let r = known
+                    .retention
+                    .entry(group.to_owned())
+                    .or_insert(RetentionRetry {
+                        due: Instant::now(),
+                        wait: Duration::ZERO,
+                        failures: 0,
+                    });
+                r.failures += 1;
+                r.wait = if r.failures == 1 {
+                    retry.initial_backoff
+                } else {
+                    r.wait.saturating_mul(2).min(retry.max_backoff)
+                };
+                r.due = Instant::now() + r.wait;
+                if r.failures == 1 {
+                    tracing::error!(sink = %self.name, group, days, error = %e, retry_in = ?r.wait,
+                        "could not set the retention of a new log group; events are sent anyway and it is tried again");
+                } else {
+                    tracing::debug!(sink = %self.name, group, error = %e, failures = r.failures,
+                        retry_in = ?r.wait, "could not set the retention of the log group again");
+                }
+            }
+        }
+    }
+
+    /// Tries again to set the retention of `group` if an earlier attempt failed and its
+    /// wait is over (see [`CloudWatchSink::set_retention`]).
+    pub(super) async fn retry_retention(&self, client: &Client, group: &str) {
+        let due = {
+            let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            match known.retention.get_mut(group) {
+                Some(r) if r.due <= Instant::now() => {
+                    // Claimed: streams of the group sending at the same time do not try too.
+                    r.due = Instant::now() + r.wait;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if due {
+            self.set_retention(client, group).await;
+        }
     }
 }
