@@ -622,6 +622,18 @@ mod tests {
     }
 
     #[test]
+    fn file_sink_rotation_settings_are_checked_and_named() {
+        let sink = "[sinks.out]\ntype = \"file\"\npath = \"/tmp/x\"\n";
+        let (_d, text) = with_certs(&format!("{sink}max_bytes = 1048576\nkeep = 2\n"));
+        assert!(parse(&text).is_ok());
+        let (_d, text) = with_certs(&format!("{sink}max_bytes = 10\n"));
+        assert_eq!(
+            parse(&text).unwrap_err().to_string(),
+            "sinks.out: max_bytes = 10 must be at least 4096"
+        );
+    }
+
+    #[test]
     fn sink_retry_waits_are_checked_and_named() {
         let sink =
             "[sinks.hook]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/\"\n[sinks.hook.retry]\n";
