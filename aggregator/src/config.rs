@@ -357,11 +357,8 @@ impl Default for AdminConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkConfig {
-    /// Appends JSON lines to a local file.
-    File {
-        /// The file; parent directories are created.
-        path: PathBuf,
-    },
+    /// Appends JSON lines to a local file, rotating it by size or time.
+    File(crate::sink::file::FileSinkConfig),
     /// Writes JSON lines to standard output.
     Stdout {},
     /// POSTs batches of JSON lines to an HTTP endpoint, from its own durable queue.
@@ -376,7 +373,7 @@ impl SinkConfig {
     /// The sink's `type`.
     pub fn kind(&self) -> &'static str {
         match self {
-            SinkConfig::File { .. } => "file",
+            SinkConfig::File(_) => "file",
             SinkConfig::Stdout {} => "stdout",
             SinkConfig::Http(_) => "http",
             SinkConfig::CloudwatchLogs(_) => "cloudwatch_logs",
@@ -393,7 +390,7 @@ impl SinkConfig {
         &crate::sink::queue::RetryConfig,
     )> {
         match self {
-            SinkConfig::File { .. } | SinkConfig::Stdout {} => None,
+            SinkConfig::File(_) | SinkConfig::Stdout {} => None,
             SinkConfig::Http(c) => Some((&c.queue, &c.retry)),
             SinkConfig::CloudwatchLogs(c) => Some((&c.queue, &c.retry)),
             SinkConfig::Eventhubs(c) => Some((&c.queue, &c.retry)),
@@ -481,7 +478,8 @@ impl AggregatorConfig {
         for (name, sink) in &self.sinks {
             // What a sink checks when it is built (names, limits, URLs), without connecting.
             let checked = match sink {
-                SinkConfig::File { .. } | SinkConfig::Stdout {} => Ok(()),
+                SinkConfig::File(c) => c.validate(),
+                SinkConfig::Stdout {} => Ok(()),
                 SinkConfig::Http(c) => crate::sink::http::HttpSink::new(c).map(drop),
                 SinkConfig::CloudwatchLogs(c) => c.validate(),
                 SinkConfig::Eventhubs(c) => c.check(),
@@ -491,6 +489,11 @@ impl AggregatorConfig {
                     format!("sinks.{name}"),
                     format!("{e:#}"),
                 ));
+            }
+            if let Some((_, retry)) = sink.queued() {
+                retry.validate().map_err(|(key, message)| {
+                    ConfigError::invalid(format!("sinks.{name}.retry.{key}"), message)
+                })?;
             }
         }
         if !(1..=MAX_WORKERS).contains(&self.pipeline.workers) {
@@ -590,7 +593,7 @@ mod tests {
         let cfg = parse(&text).unwrap();
         assert_eq!(cfg.ingest.listen.port(), 7400);
         assert_eq!(cfg.admin.listen.to_string(), "127.0.0.1:7401");
-        assert!(matches!(cfg.sinks["out"], SinkConfig::File { .. }));
+        assert!(matches!(cfg.sinks["out"], SinkConfig::File(_)));
     }
 
     #[test]
@@ -620,6 +623,56 @@ mod tests {
         assert!(
             err.starts_with("ingest.tokens: no agent authentication"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn file_sink_rotation_settings_are_checked_and_named() {
+        let sink = "[sinks.out]\ntype = \"file\"\npath = \"/tmp/x\"\n";
+        let (_d, text) = with_certs(&format!("{sink}max_bytes = 1048576\nkeep = 2\n"));
+        assert!(parse(&text).is_ok());
+        let (_d, text) = with_certs(&format!("{sink}max_bytes = 10\n"));
+        assert_eq!(
+            parse(&text).unwrap_err().to_string(),
+            "sinks.out: max_bytes = 10 must be at least 4096"
+        );
+    }
+
+    #[test]
+    fn sink_retry_waits_are_checked_and_named() {
+        let sink =
+            "[sinks.hook]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/\"\n[sinks.hook.retry]\n";
+        let (_d, text) = with_certs(&format!(
+            "{sink}initial_backoff = \"1s\"\nmax_backoff = \"1s\"\n"
+        ));
+        assert!(parse(&text).is_ok());
+        for (retry, want) in [
+            (
+                "max_backoff = \"0s\"",
+                "sinks.hook.retry.max_backoff: must be more than 0",
+            ),
+            (
+                "initial_backoff = \"0s\"",
+                "sinks.hook.retry.initial_backoff: must be more than 0",
+            ),
+            (
+                "initial_backoff = \"2m\"\nmax_backoff = \"1m\"",
+                "sinks.hook.retry.initial_backoff: 2m is longer than max_backoff (1m)",
+            ),
+            // Only max_backoff given, below the default initial_backoff (200ms).
+            (
+                "max_backoff = \"100ms\"",
+                "sinks.hook.retry.initial_backoff: 200ms is longer than max_backoff (100ms)",
+            ),
+        ] {
+            let (_d, text) = with_certs(&format!("{sink}{retry}\n"));
+            assert_eq!(parse(&text).unwrap_err().to_string(), want, "{retry}");
+        }
+        let cw = "[sinks.cw]\ntype = \"cloudwatch_logs\"\ngroup = \"g\"\nstream = \"s\"\n[sinks.cw.retry]\nmax_backoff = \"0s\"\n";
+        let (_d, text) = with_certs(cw);
+        assert_eq!(
+            parse(&text).unwrap_err().to_string(),
+            "sinks.cw.retry.max_backoff: must be more than 0"
         );
     }
 
