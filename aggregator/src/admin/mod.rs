@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod logs;
 pub mod openapi;
+pub mod query;
 pub mod rules;
 pub mod sinks;
 pub mod tail;

@@ -53,6 +53,19 @@ fn id_param() -> Value {
     json!([{"name": "id", "in": "path", "required": true, "description": "The rule's name", "schema": {"type": "string"}}])
 }
 
+/// The filters `/api/logs` and `/api/tail` share ([`super::query`]), then `extra`.
+fn filter_params(extra: &[Value]) -> Value {
+    let mut p = vec![
+        json!({"name": "q", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Text the event's JSON line contains (ASCII case ignored)"}),
+        json!({"name": "level", "in": "query", "required": false, "schema": {"type": "string"}, "description": "This level or above"}),
+        json!({"name": "source", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Prefix of source.path"}),
+        json!({"name": "host", "in": "query", "required": false, "schema": {"type": "string"}}),
+        json!({"name": "namespace", "in": "query", "required": false, "schema": {"type": "string"}}),
+    ];
+    p.extend_from_slice(extra);
+    Value::Array(p)
+}
+
 /// The document.
 pub fn document() -> Value {
     let read = ["401", "403"];
@@ -161,28 +174,17 @@ pub fn document() -> Value {
             }},
             "/api/logs": {"get": {
                 "summary": "Search recent events, newest first, a page at a time",
-                "parameters": [
-                    {"name": "q", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Text the event's JSON line contains (ASCII case ignored)"},
-                    {"name": "level", "in": "query", "required": false, "schema": {"type": "string"}, "description": "This level or above"},
-                    {"name": "source", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Prefix of source.path"},
-                    {"name": "host", "in": "query", "required": false, "schema": {"type": "string"}},
-                    {"name": "namespace", "in": "query", "required": false, "schema": {"type": "string"}},
-                    {"name": "since", "in": "query", "required": false, "schema": {"type": "string"}, "description": "RFC 3339, epoch ms, or a duration ago (15m); inclusive"},
-                    {"name": "until", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Same forms; exclusive"},
-                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
-                    {"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"}, "description": "next_cursor of the previous page"},
-                ],
+                "parameters": filter_params(&[
+                    json!({"name": "since", "in": "query", "required": false, "schema": {"type": "string"}, "description": "RFC 3339, epoch ms, or a duration ago (15m); inclusive"}),
+                    json!({"name": "until", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Same forms; exclusive"}),
+                    json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}),
+                    json!({"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"}, "description": "next_cursor of the previous page"}),
+                ]),
                 "responses": logs_responses,
             }},
             "/api/tail": {"get": {
                 "summary": "Live stream of kept events (Server-Sent Events; data: one JSON line; event: lagged with the number of batches missed)",
-                "parameters": [
-                    {"name": "q", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Text the line contains (ASCII case ignored)"},
-                    {"name": "level", "in": "query", "required": false, "schema": {"type": "string"}, "description": "This level or above"},
-                    {"name": "source", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Prefix of source.path"},
-                    {"name": "host", "in": "query", "required": false, "schema": {"type": "string"}},
-                    {"name": "namespace", "in": "query", "required": false, "schema": {"type": "string"}},
-                ],
+                "parameters": filter_params(&[]),
                 "responses": tail_responses,
             }},
             "/api/agents": {"get": op("Agents seen since start: last seen, batches, duplicates, events, bytes, last seq, version, host, delay of the last batch", "200", ok("Agents", json!({"type": "object", "properties": {"agents": {"type": "array", "items": {"type": "object"}}}})), &read, true)},
