@@ -15,6 +15,7 @@ pub mod auth;
 pub mod logs;
 pub mod openapi;
 pub mod query;
+pub mod rule_format;
 pub mod rules;
 pub mod sinks;
 pub mod tail;

@@ -49,6 +49,14 @@ fn rule_ref() -> Value {
     json!({"$ref": "#/components/schemas/Rule"})
 }
 
+/// A rule body: JSON, or TOML as under `[[rules]]` in the config file.
+fn rule_body() -> Value {
+    json!({"required": true, "content": {
+        "application/json": {"schema": rule_ref()},
+        "application/toml": {"schema": {"type": "string"}, "description": "The rule as TOML: name = ..., [when], [[actions]] (or one [[rules]] entry as in the config file); errors name the key, or the line and column of a syntax error"},
+    }})
+}
+
 fn id_param() -> Value {
     json!([{"name": "id", "in": "path", "required": true, "description": "The rule's name", "schema": {"type": "string"}}])
 }
@@ -149,20 +157,26 @@ pub fn document() -> Value {
             "/readyz": {"get": op("Readiness: data dir writable, inbox below its limit", "200", ok("Ready", json!({"type": "object"})), &["503"], false)},
             "/metrics": {"get": op("Prometheus text exposition (logferry_ prefix)", "200", json!({"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}), &[], false)},
             "/api/rules": {
-                "get": op("The rules in force, in order, with their counters", "200", ok("Rules", json!({"type": "object", "properties": {"origin": {"type": "object"}, "rules": {"type": "array", "items": {"$ref": "#/components/schemas/RuleView"}}}})), &read, true),
+                "get": op("The rules in force, in order, with their counters (with Accept: application/toml, the rules as a config file's [[rules]] entries)", "200", json!({"description": "Rules", "content": {
+                    "application/json": {"schema": {"type": "object", "properties": {"origin": {"type": "object"}, "rules": {"type": "array", "items": {"$ref": "#/components/schemas/RuleView"}}}}},
+                    "application/toml": {"schema": {"type": "string"}},
+                }}), &read, true),
                 "post": {
                     "summary": "Add a rule (validated, persisted, applied atomically)",
                     "parameters": [{"name": "position", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}, "description": "Where to insert (default: last)"}],
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": rule_ref()}}},
+                    "requestBody": rule_body(),
                     "responses": add_responses,
                 },
             },
             "/api/rules/{id}": {
                 "parameters": id_param(),
-                "get": op("One rule", "200", ok("The rule", json!({"$ref": "#/components/schemas/RuleView"})), &["401", "403", "404"], true),
+                "get": op("One rule (with Accept: application/toml, the rule as TOML, as PUT takes it back)", "200", json!({"description": "The rule", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/RuleView"}},
+                    "application/toml": {"schema": {"type": "string"}},
+                }}), &["401", "403", "404"], true),
                 "put": {
                     "summary": "Replace a rule in place (the body may rename it)",
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": rule_ref()}}},
+                    "requestBody": rule_body(),
                     "responses": put_responses,
                 },
                 "delete": op("Delete a rule", "200", ok("The deleted rule", json!({"type": "object", "properties": {"deleted": rule_ref()}})), &["401", "403", "404", "500"], true),

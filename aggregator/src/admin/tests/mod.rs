@@ -9,6 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use super::*;
+
+mod rules_toml;
 use crate::rules::{RuleSet, RuleStore};
 use crate::stats::{SharedTraffic, StatsSettings};
 
