@@ -65,6 +65,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/sinks/{name}/dead-letters"),
     ("GET", "/api/openapi.json"),
     ("GET", "/"),
+    ("GET", "/ui/common.js"),
+    ("GET", "/ui/chart.js"),
+    ("GET", "/ui/rules.js"),
     ("GET", "/ui/app.js"),
     ("GET", "/ui/style.css"),
 ];
@@ -142,7 +145,19 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/", get(web::index))
-        .route("/ui/app.js", get(web::app_js))
+        .route(
+            "/ui/common.js",
+            get(|| async { web::script("/ui/common.js") }),
+        )
+        .route(
+            "/ui/chart.js",
+            get(|| async { web::script("/ui/chart.js") }),
+        )
+        .route(
+            "/ui/rules.js",
+            get(|| async { web::script("/ui/rules.js") }),
+        )
+        .route("/ui/app.js", get(|| async { web::script("/ui/app.js") }))
         .route("/ui/style.css", get(web::style_css))
         .nest("/api", api)
         .fallback(|| async {
