@@ -1,4 +1,5 @@
-//! The aggregator's admin endpoint (plain HTTP, 127.0.0.1 by default).
+//! The aggregator's admin endpoint (127.0.0.1 by default; plain HTTP, or HTTPS only with
+//! `[admin.tls]`, served as ingest is by [`crate::http::serve_tls`]).
 //!
 //! - `/healthz` (the process serves requests), `/readyz` (the data dir is writable and the
 //!   inbox is below its limit; 503 with the reason otherwise) and `/metrics`: no token.
@@ -41,6 +42,9 @@ use crate::notify::service::DeliveryStats;
 use crate::rules::RuleSet;
 use crate::stats::SharedTraffic;
 pub use auth::{AdminAuth, AdminTokenConfig, Role};
+
+/// Most connections an HTTPS admin endpoint serves at once; more wait in the backlog.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// Largest request body the API accepts (a rule).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
