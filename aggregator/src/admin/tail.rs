@@ -11,14 +11,13 @@
 //! Filters: those of [`super::query`] (`q`, `level`, `source`, `host`, `namespace`), read
 //! by the same code as `/api/logs` reads them and meaning the same.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -127,15 +126,40 @@ impl TailFilter {
     }
 }
 
+/// How often a quiet stream sends a comment, so proxies keep the connection open.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The Server-Sent Events of the lines of `frame` that pass `filter`: one `data:` message
+/// per line, all in one buffer (one write per frame, however many lines match). Lines
+/// are JSON from the renderer, so they hold no newline; invalid UTF-8 is replaced.
+pub fn encode_matches(filter: &mut TailFilter, frame: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in frame.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        if filter.matches(line) {
+            out.extend_from_slice(b"data: ");
+            match std::str::from_utf8(line) {
+                Ok(_) => out.extend_from_slice(line),
+                Err(_) => out.extend_from_slice(String::from_utf8_lossy(line).as_bytes()),
+            }
+            out.extend_from_slice(b"\n\n");
+        }
+    }
+    out
+}
+
 struct Stream {
     rx: broadcast::Receiver<Arc<Vec<u8>>>,
-    filter: TailFilter,
-    pending: VecDeque<String>,
+    /// `None` only while a frame is being filtered on the blocking pool.
+    filter: Option<TailFilter>,
     shutdown: logferry_shared::runtime::Shutdown,
+    keep_alive: tokio::time::Interval,
     _permit: OwnedSemaphorePermit,
 }
 
 /// `GET /api/tail`.
+///
+/// Each frame is filtered and encoded on the blocking pool, not on the threads that serve
+/// requests: a tail reads every line the pipeline keeps, and ingest must not wait for it.
 pub async fn tail(
     State(st): State<AdminState>,
     q: Result<Query<EventQuery>, QueryRejection>,
@@ -162,42 +186,57 @@ pub async fn tail(
             format!("at most {MAX_TAILS} live tails at once"),
         );
     };
+    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    keep_alive.reset();
     let state = Stream {
         rx: tx.subscribe(),
-        filter,
-        pending: VecDeque::new(),
+        filter: Some(filter),
         shutdown: st.shutdown.clone(),
+        keep_alive,
         _permit: permit,
     };
-    let events = futures_util::stream::unfold(state, |mut s| async move {
+    let chunks = futures_util::stream::unfold(state, |mut s| async move {
         loop {
-            if let Some(line) = s.pending.pop_front() {
-                return Some((Ok::<Event, Infallible>(Event::default().data(line)), s));
-            }
             let received = tokio::select! {
                 r = s.rx.recv() => r,
+                _ = s.keep_alive.tick() => {
+                    return Some((Ok::<Bytes, Infallible>(Bytes::from_static(b":\n\n")), s));
+                }
                 // The stream ends at shutdown, so the admin listener can drain.
                 () = s.shutdown.wait() => return None,
             };
             match received {
                 Ok(frame) => {
-                    for line in frame.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                        if s.filter.matches(line) {
-                            s.pending
-                                .push_back(String::from_utf8_lossy(line).into_owned());
-                        }
+                    let mut filter = s.filter.take()?;
+                    let filtered = tokio::task::spawn_blocking(move || {
+                        let out = encode_matches(&mut filter, &frame);
+                        (filter, out)
+                    })
+                    .await;
+                    // A panic while filtering ends this stream only.
+                    let (filter, out) = filtered.ok()?;
+                    s.filter = Some(filter);
+                    if !out.is_empty() {
+                        s.keep_alive.reset();
+                        return Some((Ok(Bytes::from(out)), s));
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
-                    let ev = Event::default().event("lagged").data(n.to_string());
-                    return Some((Ok(ev), s));
+                    let msg = format!("event: lagged\ndata: {n}\n\n");
+                    return Some((Ok(Bytes::from(msg)), s));
                 }
                 Err(RecvError::Closed) => return None,
             }
         }
     });
-    Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(chunks),
+    )
         .into_response()
 }
 
@@ -237,5 +276,17 @@ mod tests {
         }
         assert!(!filter("level=info").matches(b"not json"));
         assert!(filter("q=NOT").matches(b"not json"));
+    }
+
+    #[test]
+    fn a_frame_becomes_one_buffer_of_messages() {
+        let frame = b"{\"level\":\"error\",\"message\":\"a\"}\n{\"level\":\"info\",\"message\":\"b\"}\n\n{\"level\":\"fatal\",\"message\":\"c\xff\"}\n";
+        let out = encode_matches(&mut filter("level=error"), frame);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "data: {\"level\":\"error\",\"message\":\"a\"}\n\n\
+             data: {\"level\":\"fatal\",\"message\":\"c\u{fffd}\"}\n\n"
+        );
+        assert!(encode_matches(&mut filter("q=zzz"), frame).is_empty());
     }
 }
