@@ -226,6 +226,22 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         tails: Arc::new(tokio::sync::Semaphore::new(admin::tail::MAX_TAILS)),
         shutdown: shutdown.clone(),
         search,
+        searches: Arc::new(
+            admin::background::Background::start(
+                "search",
+                admin::background::SEARCH_THREADS,
+                admin::background::SEARCH_QUEUE,
+            )
+            .context("starting the search threads")?,
+        ),
+        tail_filters: Arc::new(
+            admin::background::Background::start(
+                "tail",
+                admin::background::TAIL_THREADS,
+                admin::background::TAIL_QUEUE,
+            )
+            .context("starting the tail threads")?,
+        ),
     };
     let admin_shutdown = shutdown.clone();
     let admin_router = admin::router(admin_state);

@@ -12,6 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use logferry_shared::event::Timestamp;
 
+use super::background::{RunError, SEARCH_QUEUE, SEARCH_THREADS};
 use super::query::EventQuery;
 use super::AdminState;
 use crate::http::error;
@@ -37,7 +38,8 @@ pub async fn logs(
             "log search is disabled ([search] enabled = false) or its store could not be opened",
         );
     };
-    let page = match tokio::task::spawn_blocking(move || store.search(&query)).await {
+    // On the search threads, below ingest and the pipeline in CPU priority.
+    let page = match st.searches.run(move || store.search(&query)).await {
         Ok(Ok(page)) => page,
         Ok(Err(QueryError::InvalidCursor)) => {
             return error(
@@ -46,7 +48,19 @@ pub async fn logs(
                 "cursor: invalid cursor",
             )
         }
-        Err(e) => {
+        Err(RunError::Busy) => {
+            let mut resp = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "search busy",
+                format!(
+                    "{SEARCH_THREADS} searches are running and {SEARCH_QUEUE} waiting; try again"
+                ),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return resp;
+        }
+        Err(e @ RunError::Failed) => {
             tracing::error!(error = %e, "log search failed");
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -13,6 +13,7 @@
 //! Errors are JSON `{"error": ..., "detail": ...}` with the matching status.
 
 pub mod auth;
+pub mod background;
 pub mod logs;
 pub mod openapi;
 pub mod query;
@@ -105,6 +106,10 @@ pub struct AdminState {
     pub shutdown: logferry_shared::runtime::Shutdown,
     /// Recent events for log search, when enabled.
     pub search: Option<Arc<crate::search::EventStore>>,
+    /// Where searches run (threads of lower priority, bounded).
+    pub searches: Arc<background::Background>,
+    /// Where live tails filter frames (threads of lower priority, bounded).
+    pub tail_filters: Arc<background::Background>,
 }
 
 /// The admin router.

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, OwnedSemaphorePermit};
 
+use super::background::RunError;
 use super::query::{EventFilters, EventQuery};
 use super::AdminState;
 use crate::http::error;
@@ -149,8 +150,10 @@ pub fn encode_matches(filter: &mut TailFilter, frame: &[u8]) -> Vec<u8> {
 
 struct Stream {
     rx: broadcast::Receiver<Arc<Vec<u8>>>,
-    /// `None` only while a frame is being filtered on the blocking pool.
-    filter: Option<TailFilter>,
+    pool: Arc<super::background::Background>,
+    /// Shared with the job filtering a frame on the tail threads; the stream waits for
+    /// each job, so the lock is never contended.
+    filter: Arc<std::sync::Mutex<TailFilter>>,
     shutdown: logferry_shared::runtime::Shutdown,
     keep_alive: tokio::time::Interval,
     _permit: OwnedSemaphorePermit,
@@ -158,8 +161,11 @@ struct Stream {
 
 /// `GET /api/tail`.
 ///
-/// Each frame is filtered and encoded on the blocking pool, not on the threads that serve
-/// requests: a tail reads every line the pipeline keeps, and ingest must not wait for it.
+/// Each frame is filtered and encoded on the tail threads ([`super::background`], lower
+/// CPU priority), not on the threads that serve requests: a tail reads every line the
+/// pipeline keeps, and neither ingest nor the pipeline must wait for it. When those
+/// threads have more frames than they can queue, this tail skips the frame and reports it
+/// lagged, as when it falls behind the channel.
 pub async fn tail(
     State(st): State<AdminState>,
     q: Result<Query<EventQuery>, QueryRejection>,
@@ -191,7 +197,8 @@ pub async fn tail(
     keep_alive.reset();
     let state = Stream {
         rx: tx.subscribe(),
-        filter: Some(filter),
+        pool: st.tail_filters.clone(),
+        filter: Arc::new(std::sync::Mutex::new(filter)),
         shutdown: st.shutdown.clone(),
         keep_alive,
         _permit: permit,
@@ -208,18 +215,26 @@ pub async fn tail(
             };
             match received {
                 Ok(frame) => {
-                    let mut filter = s.filter.take()?;
-                    let filtered = tokio::task::spawn_blocking(move || {
-                        let out = encode_matches(&mut filter, &frame);
-                        (filter, out)
-                    })
-                    .await;
-                    // A panic while filtering ends this stream only.
-                    let (filter, out) = filtered.ok()?;
-                    s.filter = Some(filter);
-                    if !out.is_empty() {
-                        s.keep_alive.reset();
-                        return Some((Ok(Bytes::from(out)), s));
+                    let filter = s.filter.clone();
+                    let filtered = s
+                        .pool
+                        .run(move || {
+                            let mut f = filter.lock().unwrap_or_else(|e| e.into_inner());
+                            encode_matches(&mut f, &frame)
+                        })
+                        .await;
+                    match filtered {
+                        Ok(out) if out.is_empty() => {}
+                        Ok(out) => {
+                            s.keep_alive.reset();
+                            return Some((Ok(Bytes::from(out)), s));
+                        }
+                        Err(RunError::Busy) => {
+                            let msg = Bytes::from_static(b"event: lagged\ndata: 1\n\n");
+                            return Some((Ok(msg), s));
+                        }
+                        // A panic while filtering ends this stream only.
+                        Err(RunError::Failed) => return None,
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
