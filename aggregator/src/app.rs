@@ -43,7 +43,7 @@ pub struct Running {
     pub ingest_addr: SocketAddr,
     /// Where the admin endpoint listens.
     pub admin_addr: SocketAddr,
-    /// The inputs (syslog listeners), stopped before the pipeline drains.
+    /// The inputs (syslog, http and otlp listeners), stopped before the pipeline drains.
     pub inputs: input::Inputs,
     shutdown: Shutdown,
     ingest: JoinHandle<()>,
@@ -273,6 +273,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
             wake: wake.clone(),
             metrics: metrics_for_inputs,
             shutdown: shutdown.clone(),
+            limits,
         },
     )
     .await?;

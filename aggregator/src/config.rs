@@ -391,6 +391,8 @@ pub enum SinkConfig {
     Http(Box<crate::sink::http::HttpSinkConfig>),
     /// Sends events to AWS CloudWatch Logs, from its own durable queue.
     CloudwatchLogs(Box<crate::sink::cloudwatch::CloudWatchConfig>),
+    /// Sends events to an Azure Event Hub, from its own durable queue.
+    Eventhubs(Box<crate::sink::eventhubs::EventHubsConfig>),
 }
 
 impl SinkConfig {
@@ -401,6 +403,7 @@ impl SinkConfig {
             SinkConfig::Stdout {} => "stdout",
             SinkConfig::Http(_) => "http",
             SinkConfig::CloudwatchLogs(_) => "cloudwatch_logs",
+            SinkConfig::Eventhubs(_) => "eventhubs",
         }
     }
 
@@ -416,6 +419,7 @@ impl SinkConfig {
             SinkConfig::File { .. } | SinkConfig::Stdout {} => None,
             SinkConfig::Http(c) => Some((&c.queue, &c.retry)),
             SinkConfig::CloudwatchLogs(c) => Some((&c.queue, &c.retry)),
+            SinkConfig::Eventhubs(c) => Some((&c.queue, &c.retry)),
         }
     }
 }
@@ -502,6 +506,7 @@ impl AggregatorConfig {
                 SinkConfig::File { .. } | SinkConfig::Stdout {} => Ok(()),
                 SinkConfig::Http(c) => crate::sink::http::HttpSink::new(c).map(drop),
                 SinkConfig::CloudwatchLogs(c) => c.validate(),
+                SinkConfig::Eventhubs(c) => c.check(),
             };
             if let Err(e) = checked {
                 return Err(ConfigError::invalid(

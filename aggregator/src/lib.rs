@@ -4,7 +4,7 @@
 //! Data path: [`ingest`] (HTTPS, auth, limits) → [`wire`](logferry_shared::wire) decode →
 //! [`inbox`] (sled: durable, dedup, bounded) → 2xx; then [`pipeline`]: [`parse`] →
 //! [`rules`] (filter, route, redact, sample, enrich, alert) → [`render`] → [`sink`]s →
-//! progress recorded in the inbox. [`input`]s (syslog) feed the same inbox. Kept events
+//! progress recorded in the inbox. [`input`]s (syslog, HTTP JSON, OTLP) feed the same inbox. Kept events
 //! are counted in the [`stats`] (traffic summaries) and indexed for log [`search`]; the
 //! rules' notifications are delivered by [`notify`] on its own thread.
 

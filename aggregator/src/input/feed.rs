@@ -225,7 +225,7 @@ impl FeedSender {
 }
 
 /// A stream id new at every start: start time (ms) and 64 random bits, in hex.
-fn new_stream_id() -> String {
+pub(crate) fn new_stream_id() -> String {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());

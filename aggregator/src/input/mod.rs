@@ -1,23 +1,33 @@
-//! Inputs: listeners for clients that are not Logferry agents (syslog today). Each feeds
-//! the same durable inbox as agents' batches, through [`feed`], so parsing, rules, sinks
-//! and the exactly-once file sink work the same for them.
+//! Inputs: listeners for clients that are not Logferry agents: syslog (`syslog/`), JSON
+//! over HTTP (`http/`) and OTLP/HTTP logs (`otlp/`). Each feeds the same durable inbox as
+//! agents' batches, so parsing, rules, sinks and the exactly-once file sink work the same
+//! for them. Stream and datagram inputs go through [`feed`] (batched, no answer to give);
+//! request inputs store each request's records with [`admit`] before answering, sharing
+//! the HTTP listener and limits of [`web`].
 //!
-//! An input is one folder (`syslog/`) with its config, a pure decoder and its listener,
-//! and one variant of [`InputConfig`]: adding an input touches this file's enum, [`TYPES`]
-//! and the `match`es below, and nothing else.
+//! An input is one folder with its config, a pure decoder and its listener, and one
+//! variant of [`InputConfig`]: adding an input touches this file's enum, [`TYPES`] and the
+//! `match`es below, and nothing else.
 //!
 //! Invariants every input keeps:
 //! - What it reads is admitted to the inbox, or dropped with a counted reason
-//!   (`logferry_input_dropped_messages_total`); nothing is lost silently.
-//! - Stream transports read only as fast as the inbox admits (see [`feed`]).
-//! - Connections are bounded by a semaphore, messages by `max_message_bytes`, memory by
-//!   the feed's channel and one batch per input.
-//! - At shutdown a listener stops accepting and reading, hands what it holds to the feed,
-//!   and the feed admits it; [`Inputs::stop`] waits for that, bounded by
-//!   [`STOP_TIMEOUT`].
+//!   (`logferry_input_dropped_messages_total`), or refused to a client that can send it
+//!   again (`logferry_input_requests_total`); nothing is lost silently.
+//! - Stream transports read only as fast as the inbox admits (see [`feed`]); request
+//!   inputs answer 2xx only once the records are durable, 429 while the inbox is full.
+//! - Connections are bounded by a semaphore, messages by `max_message_bytes`, requests
+//!   by `max_body_bytes` and `max_decompressed_bytes`, memory by the feed's channel and
+//!   one batch per input (per request for request inputs).
+//! - At shutdown a listener stops accepting and reading, hands what it holds to the feed
+//!   (or finishes the requests it serves), and the feed admits it; [`Inputs::stop`] waits
+//!   for that, bounded by [`STOP_TIMEOUT`].
 
+pub mod admit;
 pub mod feed;
+pub mod http;
+pub mod otlp;
 pub mod syslog;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +36,7 @@ use std::time::Duration;
 
 use logferry_shared::config::ConfigError;
 use logferry_shared::runtime::Shutdown;
+use logferry_shared::wire::DecodeLimits;
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
@@ -41,10 +52,14 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum InputConfig {
     /// Syslog over UDP, TCP or TLS.
     Syslog(syslog::SyslogInputConfig),
+    /// JSON records over HTTP.
+    Http(http::HttpInputConfig),
+    /// OTLP/HTTP logs.
+    Otlp(otlp::OtlpInputConfig),
 }
 
 /// The `type`s of [`InputConfig`].
-const TYPES: &[&str] = &["syslog"];
+const TYPES: &[&str] = &["syslog", "http", "otlp"];
 
 /// By hand rather than `#[serde(tag = "type")]`: serde buffers an internally tagged
 /// enum's content and so loses the path to a bad key; here the error names it
@@ -71,6 +86,12 @@ impl<'de> Deserialize<'de> for InputConfig {
             "syslog" => serde_path_to_error::deserialize(rest)
                 .map(InputConfig::Syslog)
                 .map_err(named),
+            "http" => serde_path_to_error::deserialize(rest)
+                .map(InputConfig::Http)
+                .map_err(named),
+            "otlp" => serde_path_to_error::deserialize(rest)
+                .map(InputConfig::Otlp)
+                .map_err(named),
             other => Err(D::Error::unknown_variant(other, TYPES)),
         }
     }
@@ -81,6 +102,8 @@ impl InputConfig {
     pub fn name(&self) -> String {
         match self {
             InputConfig::Syslog(c) => c.name(),
+            InputConfig::Http(c) => c.name(),
+            InputConfig::Otlp(c) => c.name(),
         }
     }
 
@@ -91,18 +114,27 @@ impl InputConfig {
             InputConfig::Syslog(c) => {
                 (c.format != "auto").then(|| (c.source_glob(), c.format.clone()))
             }
+            InputConfig::Http(c) => {
+                (c.format != "auto").then(|| (c.source_glob(), c.format.clone()))
+            }
+            // Its lines are JSON this input writes.
+            InputConfig::Otlp(c) => Some((c.source_glob(), "json".to_owned())),
         }
     }
 
     fn validate(&self, key: &str, max_frame_bytes: usize) -> Result<(), ConfigError> {
         match self {
             InputConfig::Syslog(c) => c.validate(key, max_frame_bytes),
+            InputConfig::Http(c) => c.validate(key, max_frame_bytes),
+            InputConfig::Otlp(c) => c.validate(key, max_frame_bytes),
         }
     }
 
-    async fn start(&self, ctx: &InputContext) -> anyhow::Result<Started> {
+    pub(crate) async fn start(&self, ctx: &InputContext) -> anyhow::Result<Started> {
         match self {
             InputConfig::Syslog(c) => syslog::start(c, ctx).await,
+            InputConfig::Http(c) => http::start(c, ctx).await,
+            InputConfig::Otlp(c) => otlp::start(c, ctx).await,
         }
     }
 }
@@ -124,6 +156,23 @@ pub fn validate(inputs: &[InputConfig], max_frame_bytes: usize) -> Result<(), Co
     Ok(())
 }
 
+/// Checks an input's `name`: 1 to 64 letters, digits, `_`, `.` or `-`.
+pub fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            "1 to 64 letters, digits, `_`, `.` or `-`",
+        ))
+    }
+}
+
 /// What every input needs from the aggregator.
 #[derive(Debug, Clone)]
 pub struct InputContext {
@@ -135,6 +184,8 @@ pub struct InputContext {
     pub metrics: Arc<Metrics>,
     /// Stops listeners.
     pub shutdown: Shutdown,
+    /// What the pipeline decodes: a stored batch must stay within it.
+    pub limits: DecodeLimits,
 }
 
 /// A started input: its address and its tasks (listener first, then feed).

@@ -63,7 +63,7 @@ pub struct InputReasonLabel {
 pub struct InputResultLabel {
     /// Input name from the config.
     pub input: String,
-    /// `accepted`, `refused` or `handshake_failed`.
+    /// A fixed word per case (see [`InputMetrics`]).
     pub result: &'static str,
 }
 
@@ -84,6 +84,7 @@ pub struct InputMetrics {
     dropped: Family<InputReasonLabel, Counter>,
     connections: Family<InputResultLabel, Counter>,
     closed: Family<InputReasonLabel, Counter>,
+    requests: Family<InputResultLabel, Counter>,
 }
 
 impl InputMetrics {
@@ -95,7 +96,8 @@ impl InputMetrics {
     }
 
     /// Counts `n` messages dropped: `inbox_full`, `queue_full`, `storage` (UDP), `shutdown`
-    /// (the inbox refused them until the end), `bad_framing`, `failed` (a bug).
+    /// (the inbox refused them until the end), `bad_framing`, `rejected` (OTLP records
+    /// refused in a `partial_success`), `failed` (a bug).
     pub fn dropped(&self, reason: &'static str, n: u64) {
         self.dropped.get_or_create(&self.label(reason)).inc_by(n);
     }
@@ -108,6 +110,18 @@ impl InputMetrics {
             result,
         };
         self.connections.get_or_create(&label).inc();
+    }
+
+    /// Counts an HTTP request by its answer: `accepted`, `partial` (OTLP: some records
+    /// refused), `bad_request`, `unauthorized`, `too_large`, `unsupported_media_type`,
+    /// `not_found`, `timeout` (body not received in time), `throttled` (inbox full),
+    /// `unavailable` (inbox not writable), `failed` (a bug).
+    pub fn request(&self, result: &'static str) {
+        let label = InputResultLabel {
+            input: self.name.clone(),
+            result,
+        };
+        self.requests.get_or_create(&label).inc();
     }
 
     /// Counts a connection closed by either side: `eof`, `idle_timeout`, `slow_client`,
@@ -164,6 +178,8 @@ pub struct Metrics {
     pub input_closed: Family<InputReasonLabel, Counter>,
     /// Inputs' open connections.
     pub input_open_connections: Family<InputLabel, Gauge>,
+    /// HTTP inputs' requests, by answer.
+    pub input_requests: Family<InputResultLabel, Counter>,
     /// Queued sinks' delivery metrics.
     pub delivery: crate::sink::delivery::DeliveryFamilies,
 }
@@ -201,6 +217,7 @@ impl Metrics {
             input_connections: Family::default(),
             input_closed: Family::default(),
             input_open_connections: Family::default(),
+            input_requests: Family::default(),
             delivery: Default::default(),
         };
         m.delivery.register(&mut registry);
@@ -309,6 +326,11 @@ impl Metrics {
             "Connections open on an input",
             m.input_open_connections.clone(),
         );
+        registry.register(
+            "input_requests",
+            "Requests to an HTTP input (http, otlp), by answer",
+            m.input_requests.clone(),
+        );
         registry.register_collector(Box::new(collectors::ProcessMetrics));
         Metrics { registry, ..m }
     }
@@ -333,6 +355,7 @@ impl Metrics {
             dropped: self.input_dropped.clone(),
             connections: self.input_connections.clone(),
             closed: self.input_closed.clone(),
+            requests: self.input_requests.clone(),
         }
     }
 

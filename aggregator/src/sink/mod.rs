@@ -8,6 +8,7 @@
 
 pub mod cloudwatch;
 pub mod delivery;
+pub mod eventhubs;
 mod file;
 pub mod http;
 pub mod queue;
@@ -307,6 +308,11 @@ pub fn build(name: &str, config: &SinkConfig, ctx: &BuildContext<'_>) -> anyhow:
         }
         SinkConfig::Http(c) => Box::new(http::HttpSink::new(c)?),
         SinkConfig::CloudwatchLogs(c) => Box::new(cloudwatch::CloudWatchSink::new(
+            name,
+            c,
+            ctx.families.adjustments(name),
+        )?),
+        SinkConfig::Eventhubs(c) => Box::new(eventhubs::EventHubsSink::new(
             name,
             c,
             ctx.families.adjustments(name),

@@ -144,17 +144,7 @@ impl SyslogInputConfig {
     pub fn validate(&self, key: &str, max_frame_bytes: usize) -> Result<(), ConfigError> {
         let k = |field: &str| format!("{key}.{field}");
         if let Some(name) = &self.name {
-            let ok = !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-            if !ok {
-                return Err(ConfigError::invalid(
-                    k("name"),
-                    "1 to 64 letters, digits, `_`, `.` or `-`",
-                ));
-            }
+            crate::input::check_name(&k("name"), name)?;
         }
         match (&self.tls, self.mode) {
             (None, Mode::Tls) => {

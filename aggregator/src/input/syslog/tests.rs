@@ -227,7 +227,9 @@ const TCP: &str = "[[inputs]]\ntype = \"syslog\"\nmode = \"tcp\"\nlisten = \"0.0
 #[test]
 fn a_minimal_input_gets_the_documented_defaults() {
     let cfg = config(TCP).unwrap();
-    let crate::input::InputConfig::Syslog(c) = &cfg.inputs[0];
+    let crate::input::InputConfig::Syslog(c) = &cfg.inputs[0] else {
+        panic!("not a syslog input");
+    };
     assert_eq!(c.name(), "syslog_tcp");
     assert_eq!(c.format, "syslog");
     assert_eq!(c.max_message_bytes, 65536);

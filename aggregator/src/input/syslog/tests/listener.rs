@@ -51,6 +51,7 @@ impl Harness {
             wake: Arc::new(Wake::default()),
             metrics: metrics.clone(),
             shutdown: shutdown.clone(),
+            limits: Default::default(),
         };
         let started = syslog::start(&cfg, &ctx).await.unwrap();
         Harness {
