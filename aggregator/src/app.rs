@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use logferry_shared::runtime::Shutdown;
-use logferry_shared::tls;
 use logferry_shared::wire::DecodeLimits;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -68,11 +67,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("data_dir {}", cfg.data_dir.display()))?;
     let tokens = cfg.agent_tokens()?;
-    let tls_config = tls::server_config(
-        &cfg.ingest.tls.cert,
-        &cfg.ingest.tls.key,
-        cfg.ingest.tls.client_ca.as_deref(),
-    )?;
+    let tls_config = cfg.ingest.tls.server_config()?;
     let mut metrics = Metrics::new();
     let inbox = Arc::new(
         Inbox::open(&cfg.data_dir.join("inbox"), cfg.inbox.max_bytes)
@@ -231,18 +226,46 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         tails: Arc::new(tokio::sync::Semaphore::new(admin::tail::MAX_TAILS)),
         shutdown: shutdown.clone(),
         search,
+        searches: Arc::new(
+            admin::background::Background::start(
+                "search",
+                admin::background::SEARCH_THREADS,
+                admin::background::SEARCH_QUEUE,
+            )
+            .context("starting the search threads")?,
+        ),
+        tail_filters: Arc::new(
+            admin::background::Background::start(
+                "tail",
+                admin::background::TAIL_THREADS,
+                admin::background::TAIL_QUEUE,
+            )
+            .context("starting the tail threads")?,
+        ),
     };
     let admin_shutdown = shutdown.clone();
-    let admin = tokio::spawn(async move {
-        let served = axum::serve(admin_listener, admin::router(admin_state))
-            .with_graceful_shutdown(async move { admin_shutdown.wait().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "admin endpoint failed");
-        }
-    });
+    let admin_router = admin::router(admin_state);
+    let admin = match &cfg.admin.tls {
+        // HTTPS only, served like ingest (handshake and header timeouts, a drain).
+        Some(t) => tokio::spawn(http::serve_tls(
+            admin_listener,
+            Arc::new(t.server_config().context("admin.tls")?),
+            admin_router,
+            admin::MAX_CONNECTIONS,
+            admin_shutdown,
+        )),
+        None => tokio::spawn(async move {
+            let served = axum::serve(admin_listener, admin_router)
+                .with_graceful_shutdown(async move { admin_shutdown.wait().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "admin endpoint failed");
+            }
+        }),
+    };
     tracing::info!(component = "ingest", addr = %ingest_addr, mtls = cfg.ingest.tls.client_ca.is_some(), "listening");
-    tracing::info!(component = "admin", addr = %admin_addr, "listening");
+    let admin_tls = cfg.admin.tls.as_ref();
+    tracing::info!(component = "admin", addr = %admin_addr, tls = admin_tls.is_some(), mtls = admin_tls.is_some_and(|t| t.client_ca.is_some()), "listening");
     let inputs = input::Inputs::start(
         &cfg.inputs,
         &input::InputContext {

@@ -300,7 +300,7 @@ pub struct IngestConfig {
     #[serde(default = "default_ingest_listen")]
     pub listen: SocketAddr,
     /// TLS material; ingest is always TLS.
-    pub tls: IngestTlsConfig,
+    pub tls: ListenerTlsConfig,
     /// Accepted agent tokens (`Authorization: Bearer <token>`).
     #[serde(default)]
     pub tokens: Vec<String>,
@@ -318,17 +318,35 @@ pub struct IngestConfig {
     pub max_connections: usize,
 }
 
-/// `[ingest.tls]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[ingest.tls]` and `[admin.tls]`: a listener's TLS material.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IngestTlsConfig {
+pub struct ListenerTlsConfig {
     /// Server certificate chain (PEM).
     pub cert: PathBuf,
     /// Server private key (PEM).
     pub key: PathBuf,
-    /// When set, agents must present a client certificate signed by this CA (mTLS).
+    /// When set, clients (agents on ingest) must present a certificate signed by this CA
+    /// (mTLS).
     #[serde(default)]
     pub client_ca: Option<PathBuf>,
+}
+
+impl ListenerTlsConfig {
+    /// Checks the files exist; `key` is the table's place (`ingest.tls`).
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        require_file(&format!("{key}.cert"), &self.cert)?;
+        require_file(&format!("{key}.key"), &self.key)?;
+        if let Some(ca) = &self.client_ca {
+            require_file(&format!("{key}.client_ca"), ca)?;
+        }
+        Ok(())
+    }
+
+    /// The rustls server config (shared TLS helpers: ring, ALPN h2 and HTTP/1.1).
+    pub fn server_config(&self) -> Result<rustls::ServerConfig, logferry_shared::tls::TlsError> {
+        logferry_shared::tls::server_config(&self.cert, &self.key, self.client_ca.as_deref())
+    }
 }
 
 /// `[admin]`.
@@ -342,6 +360,10 @@ pub struct AdminConfig {
     /// open on a loopback listener and refused on any other.
     #[serde(default)]
     pub tokens: Vec<crate::admin::AdminTokenConfig>,
+    /// When set, the admin endpoint speaks HTTPS only (with `client_ca`, clients must
+    /// also present a certificate signed by it).
+    #[serde(default)]
+    pub tls: Option<ListenerTlsConfig>,
 }
 
 impl Default for AdminConfig {
@@ -349,6 +371,7 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: default_admin_listen(),
             tokens: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -425,10 +448,9 @@ impl AggregatorConfig {
     /// Checks what serde cannot: files exist, limits are sane, some auth is configured.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let tls = &self.ingest.tls;
-        require_file("ingest.tls.cert", &tls.cert)?;
-        require_file("ingest.tls.key", &tls.key)?;
-        if let Some(ca) = &tls.client_ca {
-            require_file("ingest.tls.client_ca", ca)?;
+        tls.validate("ingest.tls")?;
+        if let Some(admin) = &self.admin.tls {
+            admin.validate("admin.tls")?;
         }
         for (i, f) in self.ingest.token_files.iter().enumerate() {
             require_file(&format!("ingest.token_files[{i}]"), f)?;
@@ -606,6 +628,28 @@ mod tests {
         let (_d, text) = with_certs("[sinks.out]\ntype = \"kafka\"\n");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("kafka"), "{err}");
+    }
+
+    #[test]
+    fn admin_tls_is_optional_and_its_files_are_checked() {
+        let (d, text) = with_certs("[sinks.o]\ntype = \"stdout\"\n");
+        assert_eq!(parse(&text).unwrap().admin.tls, None);
+        let dir = d.path().display();
+        let tls = format!(
+            "[admin.tls]\ncert = \"{dir}/c.pem\"\nkey = \"{dir}/k.pem\"\nclient_ca = \"{dir}/c.pem\"\n"
+        );
+        let cfg = parse(&format!("{text}{tls}")).unwrap();
+        let t = cfg.admin.tls.unwrap();
+        assert_eq!(t.cert, d.path().join("c.pem"));
+        assert_eq!(t.client_ca, Some(d.path().join("c.pem")));
+        let missing = tls.replace("k.pem", "nokey.pem");
+        let err = parse(&format!("{text}{missing}")).unwrap_err().to_string();
+        assert!(err.starts_with("admin.tls.key:"), "{err}");
+        let typo = format!(
+            "{text}[admin.tls]\ncert = \"{dir}/c.pem\"\nkey = \"{dir}/k.pem\"\nca = \"x\"\n"
+        );
+        let err = parse(&typo).unwrap_err().to_string();
+        assert!(err.contains("admin.tls") && err.contains("ca"), "{err}");
     }
 
     #[test]
