@@ -230,6 +230,14 @@ impl Spool {
         Ok(())
     }
 
+    /// Stores `cp` on its own, durably: the position of a file none of whose lines are in
+    /// a batch (see `Batcher::note_position`).
+    pub fn save_checkpoint(&self, cp: &Checkpoint) -> Result<(), SpoolError> {
+        self.checkpoints.insert(&cp.key()[..], cp.encode())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Bytes of batches held.
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)

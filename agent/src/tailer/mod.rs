@@ -32,12 +32,13 @@
 
 mod read;
 mod release;
+mod source;
 mod track;
 
+use source::{Kind, Source};
 use track::Tracking;
 
-use std::collections::{HashMap, HashSet};
-use std::fs::File;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,10 +49,11 @@ use logferry_shared::runtime::Shutdown;
 use tokio::sync::Notify;
 
 use crate::batcher::{now_ms, Batcher, BatcherParts, Committed, FileKey};
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, InputCompression};
 use crate::decode::{Decode, DecodePlan};
 use crate::discover::{Discovery, Wake};
 use crate::fingerprint::Fingerprint;
+use crate::gzip::MemberLog;
 use crate::k8s::K8sMetadata;
 use crate::lines::LineSplitter;
 use crate::metrics::Metrics;
@@ -65,8 +67,19 @@ const CHUNKS_PER_TURN: usize = 16;
 /// How long a commit waits for room in a full spool before the tailer looks after its
 /// files again (and then retries).
 const COMMIT_WAIT: Duration = Duration::from_millis(200);
-/// Checkpoints of files not seen for this long are removed at start.
+/// Checkpoints of files not seen for this long are removed (at start, and hourly while
+/// positions of deleted files are kept).
 const CHECKPOINT_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+/// How often expired checkpoints are looked for while running.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Compressed files decoded at once at most: each holds an inflate state and an input
+/// buffer (about 100 KiB); further compressed files wait, like files over the descriptor
+/// limit. One thread reads every file, so more would not read faster.
+const MAX_GZIP_READERS: usize = 4;
+
+/// Positions of deleted files displaced by a new file on the same inode, kept at most.
+const MAX_DISPLACED: usize = 4096;
 
 /// Descriptors kept for everything but tailed files: the spool, sockets, inotify, the
 /// directories a scan reads.
@@ -95,6 +108,13 @@ fn open_file_budget(configured: usize) -> usize {
         );
     }
     budget
+}
+
+/// True when some input may read compressed files.
+fn reads_gzip(cfg: &AgentConfig) -> bool {
+    cfg.inputs
+        .iter()
+        .any(|i| i.compression != InputCompression::None)
 }
 
 fn decode_plans(cfg: &AgentConfig) -> Vec<DecodePlan> {
@@ -130,6 +150,7 @@ struct Limits {
     close_idle_after: Duration,
     deleted_file_hold: Duration,
     rotate_wait: Duration,
+    gzip_incomplete_timeout: Duration,
 }
 
 impl Limits {
@@ -144,6 +165,7 @@ impl Limits {
             close_idle_after: t.close_idle_after,
             deleted_file_hold: t.deleted_file_hold,
             rotate_wait: t.rotate_wait,
+            gzip_incomplete_timeout: t.gzip_incomplete_timeout,
         }
     }
 }
@@ -151,15 +173,28 @@ impl Limits {
 struct Tracked {
     path: PathBuf,
     input: usize,
-    /// `None` while closed (idle, or waiting for a descriptor).
-    file: Option<File>,
-    /// Read position.
+    /// `None` while closed (idle, waiting for a descriptor, or failed).
+    reader: Option<Source>,
+    /// Read position, as a content offset (decompressed bytes for a compressed file).
     offset: u64,
+    /// Bytes of the file read (compressed bytes for a compressed file; `offset` for a
+    /// plain one).
+    read_pos: u64,
     /// Size at the last stat.
     size: u64,
     /// Modification time (ns) at the last stat of the open file.
     mtime_ns: i64,
+    /// Of the file's first bytes as they are on disk (compressed, for a compressed file).
     fingerprint: Fingerprint,
+    /// How the file is read.
+    kind: Kind,
+    /// For a compressed file: its member starts and reports.
+    gzip: Option<GzipState>,
+    /// A compressed file that does not decode: not read any more.
+    failed: bool,
+    /// The position is not in any checkpoint yet (a compressed copy started past the
+    /// plain file's lines, or a compressed file skipped to its end): stored once known.
+    unsaved: bool,
     splitter: LineSplitter,
     /// Container decoding and multi-line joining.
     decode: Decode,
@@ -173,6 +208,14 @@ struct Tracked {
     /// When the file was seen deleted (link count 0).
     deleted_since: Option<Instant>,
     attrs: Vec<(&'static str, String)>,
+}
+
+/// What the tailer keeps for a compressed file.
+struct GzipState {
+    /// Member starts a resume may need.
+    members: MemberLog,
+    /// Reported as ending inside a member (cut short, or still being written).
+    reported_incomplete: bool,
 }
 
 /// The tailer: owns the tracked files and the batcher.
@@ -198,6 +241,19 @@ pub struct Tailer {
     plans: Vec<DecodePlan>,
     limits: Limits,
     open_files: usize,
+    /// Compressed files open (at most [`MAX_GZIP_READERS`]).
+    gzip_open: usize,
+    /// Some input reads compressed files: positions of deleted plain files are kept (until
+    /// they expire), so that a compressed copy met later is known as read.
+    keep_deleted_positions: bool,
+    /// Positions of deleted plain files whose device and inode a new file took, kept (in
+    /// memory, at most [`MAX_DISPLACED`]) for recognising a compressed copy of them.
+    displaced: VecDeque<Checkpoint>,
+    /// Files the current scan found (a stored position of one of them belongs to a file
+    /// about to be tracked, not to a file gone).
+    present: HashSet<FileKey>,
+    /// When stored positions are next checked for expiry.
+    next_prune: Instant,
 }
 
 impl Tailer {
@@ -251,6 +307,11 @@ impl Tailer {
             plans: decode_plans(cfg),
             limits: Limits::of(cfg),
             open_files: 0,
+            gzip_open: 0,
+            keep_deleted_positions: reads_gzip(cfg),
+            displaced: VecDeque::new(),
+            present: HashSet::new(),
+            next_prune: Instant::now() + PRUNE_INTERVAL,
         })
     }
 
@@ -275,6 +336,7 @@ impl Tailer {
             }
         }
         self.limits = Limits::of(cfg);
+        self.keep_deleted_positions = reads_gzip(cfg);
         // Files keep the decoder they started with; new files get the new plan.
         self.plans = decode_plans(cfg);
         match Compressor::new(cfg.output.compression, cfg.compression_level()) {
@@ -359,6 +421,21 @@ impl Tailer {
         c
     }
 
+    /// Removes stored positions older than [`CHECKPOINT_TTL`] that no file claimed.
+    fn prune_checkpoints(&mut self) {
+        self.next_prune = Instant::now() + PRUNE_INTERVAL;
+        let oldest = now_ms().saturating_sub(CHECKPOINT_TTL.as_millis() as u64);
+        let spool = &self.spool;
+        self.checkpoints.retain(|_, cp| {
+            let keep = cp.updated_ms == 0 || cp.updated_ms >= oldest;
+            if !keep {
+                let _ = spool.forget(&cp.key());
+            }
+            keep
+        });
+        self.displaced.retain(|cp| cp.updated_ms >= oldest);
+    }
+
     /// Expands the include globs; tracks new files, notices renamed and grown ones.
     fn scan(&mut self) {
         let (found, complete) = self.discovery.scan();
@@ -373,6 +450,10 @@ impl Tailer {
         }
         let mut lag: Vec<u64> = vec![0; self.discovery.inputs.len()];
         let mut duplicates = HashSet::new();
+        self.present = found.iter().map(|f| (f.meta.dev(), f.meta.ino())).collect();
+        if self.keep_deleted_positions && self.next_prune <= Instant::now() {
+            self.prune_checkpoints();
+        }
         for f in found {
             let key = (f.meta.dev(), f.meta.ino());
             if self.duplicates.contains(&key) {
@@ -396,7 +477,7 @@ impl Tailer {
         self.duplicates = duplicates;
         for t in self.files.values() {
             if let Some(l) = lag.get_mut(t.input) {
-                *l += t.size.saturating_sub(t.offset);
+                *l += t.size.saturating_sub(t.read_pos);
             }
         }
         for (i, input) in self.discovery.inputs.iter().enumerate() {
@@ -428,9 +509,18 @@ impl Tailer {
 }
 
 impl Tracked {
-    /// Closed, still at a matched path, and grown or shrunk since.
+    /// Closed, still at a matched path, readable, and grown or shrunk since.
     fn wants_open(&self) -> bool {
-        self.file.is_none() && self.matched && self.size != self.offset
+        self.reader.is_none() && self.matched && !self.failed && self.size != self.read_pos
+    }
+
+    /// Everything on disk is read and put into batches (or the file failed).
+    fn at_end(&self) -> bool {
+        self.failed
+            || (self.splitter.pending() == 0
+                && !self.decode.is_holding()
+                && self.read_pos >= self.size
+                && !self.reader.as_ref().is_some_and(Source::is_skipping))
     }
 }
 

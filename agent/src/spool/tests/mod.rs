@@ -20,6 +20,7 @@ pub(super) fn cp(offset: u64) -> Checkpoint {
         ino: 1234,
         fingerprint: Fingerprint::of(b"first line"),
         updated_ms: 1_800_000_000_000,
+        gzip: None,
     }
 }
 
@@ -214,6 +215,21 @@ fn checkpoint_encoding_round_trips() {
     assert_eq!(Checkpoint::decode(&c.key(), &c.encode()), Some(c));
     assert_eq!(Checkpoint::decode(&[0; 16], b"\x02abc"), None);
     assert_eq!(Checkpoint::decode(&[0; 16], b"\x09abc"), None);
+    // A gzip file's position: version 3, read back with its member start; cut short, it
+    // is unreadable rather than misread.
+    let g = Checkpoint {
+        gzip: Some(crate::gzip::MemberStart {
+            file_offset: 123_456,
+            content_offset: u64::MAX - 7,
+        }),
+        ..cp(u64::MAX - 3)
+    };
+    let bytes = g.encode();
+    assert_eq!(bytes[0], 3);
+    assert_eq!(Checkpoint::decode(&g.key(), &bytes), Some(g.clone()));
+    assert_eq!(Checkpoint::decode(&g.key(), &bytes[..50]), None);
+    // Plain files keep version 2, which earlier agents read.
+    assert_eq!(cp(1).encode()[0], 2);
 }
 
 #[test]
