@@ -24,10 +24,10 @@
 //! file again up to the offset; a file read to its end resumes at its end for free.
 //!
 //! **Identity.** The tailer fingerprints a compressed file by its compressed first bytes
-//! like any file (see [`crate::fingerprint`]); [`content_fingerprint`] gives the
-//! fingerprint of the decompressed first bytes, which is what the plain file it was
-//! compressed from had, so a rotated copy (`app.log.1` → `app.log.2.gz`) can be
-//! recognised as a file already read.
+//! like any file (see [`crate::fingerprint`]); [`content_prefix`] gives its decompressed
+//! first bytes, which start like the plain file it was compressed from, so a rotated copy
+//! (`app.log.1` → `app.log.2.gz`) can be recognised as a file already read
+//! ([`starts_like`]).
 
 mod reader;
 #[cfg(test)]
@@ -48,33 +48,41 @@ pub fn has_magic(prefix: &[u8]) -> bool {
 }
 
 /// What the start of a compressed file decompresses to, as far as it can be told now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
-    /// The fingerprint of the first decompressed bytes: [`FINGERPRINT_BYTES`] of them, or
-    /// the whole content when the file ends cleanly before that.
-    Known(Fingerprint),
+    /// The first decompressed bytes: [`FINGERPRINT_BYTES`] of them, or the whole content
+    /// when the file ends cleanly before that.
+    Known(Vec<u8>),
     /// Not enough is decodable yet (the file is being written).
     NotYet,
     /// The start of the file does not decode.
     Corrupt,
 }
 
-/// The fingerprint of `file`'s first decompressed bytes (reads with `pread`, so the
-/// file's position is left alone). Costs decoding at most a few kilobytes.
-pub fn content_fingerprint(file: &File) -> std::io::Result<Content> {
+/// The first decompressed bytes of `file` (read with `pread`, so the file's position is
+/// left alone). Costs decoding at most a few kilobytes.
+pub fn content_prefix(file: &File) -> std::io::Result<Content> {
     let clone = file.try_clone()?;
     let mut reader = GzipReader::open(clone, MemberStart::default(), 0);
     let mut members = MemberLog::new(MemberStart::default());
-    let mut buf = [0u8; FINGERPRINT_BYTES];
+    let mut buf = vec![0u8; FINGERPRINT_BYTES];
     let mut have = 0;
     while have < buf.len() {
         match reader.read(&mut buf[have..], &mut members) {
             Ok(Step::Data(n)) | Ok(Step::Skipped(n)) => have += n,
-            Ok(Step::Complete) => return Ok(Content::Known(Fingerprint::of(&buf[..have]))),
+            Ok(Step::Complete) => break,
             Ok(Step::Pending) => return Ok(Content::NotYet),
             Err(GzipError::Corrupt { .. }) => return Ok(Content::Corrupt),
             Err(GzipError::Io(e)) => return Err(e),
         }
     }
-    Ok(Content::Known(Fingerprint::of(&buf)))
+    buf.truncate(have);
+    Ok(Content::Known(buf))
+}
+
+/// True when `content` (a file's first bytes) starts with the bytes `fp` was taken of, as
+/// [`Fingerprint::matches`] tells for a file on disk. An empty fingerprint matches nothing.
+pub fn starts_like(fp: &Fingerprint, content: &[u8]) -> bool {
+    let len = usize::from(fp.len);
+    len > 0 && content.len() >= len && Fingerprint::of(&content[..len]) == *fp
 }

@@ -30,6 +30,7 @@
 //! `track.rs` meets new files, `read.rs` reads them, `release.rs` lets them go and
 //! manages descriptors.
 
+mod copies;
 mod read;
 mod release;
 mod source;
@@ -249,9 +250,9 @@ pub struct Tailer {
     /// Positions of deleted plain files whose device and inode a new file took, kept (in
     /// memory, at most [`MAX_DISPLACED`]) for recognising a compressed copy of them.
     displaced: VecDeque<Checkpoint>,
-    /// Files the current scan found (a stored position of one of them belongs to a file
-    /// about to be tracked, not to a file gone).
-    present: HashSet<FileKey>,
+    /// Files the current scan found, and where (a stored position of one of them may
+    /// belong to a file about to be tracked, not to a file gone).
+    present: HashMap<FileKey, PathBuf>,
     /// When stored positions are next checked for expiry.
     next_prune: Instant,
 }
@@ -310,7 +311,7 @@ impl Tailer {
             gzip_open: 0,
             keep_deleted_positions: reads_gzip(cfg),
             displaced: VecDeque::new(),
-            present: HashSet::new(),
+            present: HashMap::new(),
             next_prune: Instant::now() + PRUNE_INTERVAL,
         })
     }
@@ -450,7 +451,10 @@ impl Tailer {
         }
         let mut lag: Vec<u64> = vec![0; self.discovery.inputs.len()];
         let mut duplicates = HashSet::new();
-        self.present = found.iter().map(|f| (f.meta.dev(), f.meta.ino())).collect();
+        self.present = found
+            .iter()
+            .map(|f| ((f.meta.dev(), f.meta.ino()), f.path.clone()))
+            .collect();
         if self.keep_deleted_positions && self.next_prune <= Instant::now() {
             self.prune_checkpoints();
         }

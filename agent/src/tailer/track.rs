@@ -1,19 +1,13 @@
 //! Meeting a file: opening it, telling copies apart, deciding how it is read (as it is,
-//! or decompressed) and finding its stored position.
-//!
-//! A compressed file without a stored position of its own may be a compressed copy of a
-//! plain file (logrotate's `compress` after `delaycompress`: `app.log.1` becomes
-//! `app.log.2.gz`). Its decompressed first kilobyte then equals that file's fingerprint:
-//! while the plain file is tracked the copy waits; once the plain file is let go, the copy
-//! is read from where the plain file's reading stopped (usually its end: nothing), and
-//! that position is stored with the plain file's last lines. A short copy (under 1 KiB
-//! decompressed) matches only a plain file whose whole content was the same.
+//! or decompressed) and finding its stored position (for a compressed file without one,
+//! see `copies.rs`).
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::copies::Copy;
 use super::source::{open_gzip_at, Kind, Source};
 use super::{source_attrs, GzipState, Tailer, Tracked, MAX_DISPLACED, MAX_GZIP_READERS};
 use crate::batcher::{now_ms, FileKey, Origin};
@@ -233,7 +227,7 @@ impl Tailer {
                 }
             });
         }
-        let content = match gzip::content_fingerprint(file) {
+        let content = match gzip::content_prefix(file) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(path = %f.path.display(), error = %e, "cannot read file");
@@ -241,40 +235,16 @@ impl Tailer {
             }
         };
         match content {
-            Content::Known(fp) if fp.len > 0 => {
-                if let Some((_, plain)) = self
-                    .files
-                    .iter()
-                    .find(|(k, t)| **k != key && t.gzip.is_none() && t.fingerprint == fp)
-                {
-                    tracing::debug!(path = %f.path.display(), plain = %plain.path.display(), "a compressed copy of a file being read; waiting until that file is let go");
-                    return None;
-                }
-                let stored = self
-                    .checkpoints
-                    .values()
-                    .filter(|cp| cp.gzip.is_none() && cp.fingerprint == fp)
-                    .max_by_key(|cp| cp.offset);
-                if stored.is_some_and(|cp| self.present.contains(&(cp.dev, cp.ino))) {
-                    // The plain file is there and about to be tracked by this scan (or a
-                    // new file took its inode: then its position moves to `displaced`).
-                    return None;
-                }
-                let read_before = stored.or_else(|| {
-                    self.displaced
-                        .iter()
-                        .filter(|cp| cp.fingerprint == fp)
-                        .max_by_key(|cp| cp.offset)
-                });
-                if let Some(cp) = read_before {
-                    self.metrics.gzip_copies.inc();
-                    tracing::info!(path = %f.path.display(), copy_of = %cp.path.display(), offset = cp.offset, "a compressed copy of a file already read; reading it past where that file stopped");
+            Content::Known(prefix) => match self.compressed_copy(key, &f.path, &prefix) {
+                Copy::Of(offset) => {
                     return Some(Start {
                         unsaved: true,
-                        ..fresh(cp.offset)
-                    });
+                        ..fresh(offset)
+                    })
                 }
-            }
+                Copy::Wait => return None,
+                Copy::None => {}
+            },
             Content::NotYet
                 if age(&f.meta).is_none_or(|a| a < self.limits.gzip_incomplete_timeout) =>
             {
@@ -282,7 +252,7 @@ impl Tailer {
                 // next scan.
                 return None;
             }
-            _ => {}
+            Content::NotYet | Content::Corrupt => {}
         }
         if start_at_end {
             return Some(Start {
