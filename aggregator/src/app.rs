@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use logferry_shared::runtime::Shutdown;
-use logferry_shared::tls;
 use logferry_shared::wire::DecodeLimits;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -68,11 +67,7 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("data_dir {}", cfg.data_dir.display()))?;
     let tokens = cfg.agent_tokens()?;
-    let tls_config = tls::server_config(
-        &cfg.ingest.tls.cert,
-        &cfg.ingest.tls.key,
-        cfg.ingest.tls.client_ca.as_deref(),
-    )?;
+    let tls_config = cfg.ingest.tls.server_config()?;
     let mut metrics = Metrics::new();
     let inbox = Arc::new(
         Inbox::open(&cfg.data_dir.join("inbox"), cfg.inbox.max_bytes)
@@ -231,18 +226,46 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
         tails: Arc::new(tokio::sync::Semaphore::new(admin::tail::MAX_TAILS)),
         shutdown: shutdown.clone(),
         search,
+        searches: Arc::new(
+            admin::background::Background::start(
+                "search",
+                admin::background::SEARCH_THREADS,
+                admin::background::SEARCH_QUEUE,
+            )
+            .context("starting the search threads")?,
+        ),
+        tail_filters: Arc::new(
+            admin::background::Background::start(
+                "tail",
+                admin::background::TAIL_THREADS,
+                admin::background::TAIL_QUEUE,
+            )
+            .context("starting the tail threads")?,
+        ),
     };
     let admin_shutdown = shutdown.clone();
-    let admin = tokio::spawn(async move {
-        let served = axum::serve(admin_listener, admin::router(admin_state))
-            .with_graceful_shutdown(async move { admin_shutdown.wait().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "admin endpoint failed");
-        }
-    });
+    let admin_router = admin::router(admin_state);
+    let admin = match &cfg.admin.tls {
+        // HTTPS only, served like ingest (handshake and header timeouts, a drain).
+        Some(t) => tokio::spawn(http::serve_tls(
+            admin_listener,
+            Arc::new(t.server_config().context("admin.tls")?),
+            admin_router,
+            admin::MAX_CONNECTIONS,
+            admin_shutdown,
+        )),
+        None => tokio::spawn(async move {
+            let served = axum::serve(admin_listener, admin_router)
+                .with_graceful_shutdown(async move { admin_shutdown.wait().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "admin endpoint failed");
+            }
+        }),
+    };
     tracing::info!(component = "ingest", addr = %ingest_addr, mtls = cfg.ingest.tls.client_ca.is_some(), "listening");
-    tracing::info!(component = "admin", addr = %admin_addr, "listening");
+    let admin_tls = cfg.admin.tls.as_ref();
+    tracing::info!(component = "admin", addr = %admin_addr, tls = admin_tls.is_some(), mtls = admin_tls.is_some_and(|t| t.client_ca.is_some()), "listening");
     let inputs = input::Inputs::start(
         &cfg.inputs,
         &input::InputContext {
@@ -290,9 +313,15 @@ pub async fn start(cfg: AggregatorConfig) -> anyhow::Result<Running> {
 impl Running {
     /// Applies what can change without a restart from a reloaded config: its rules (unless
     /// rules were changed at run time: those stay in force). A config whose rules do not
-    /// compile changes nothing. Other changes (listeners, sinks, notifiers) are logged as
+    /// compile changes nothing. Inputs are stopped, restarted or started as the new config
+    /// says ([`input::Inputs::reload`]); an input's `format` takes effect at the next
+    /// restart. Other changes (ingest and admin listeners, sinks, notifiers) are logged as
     /// needing a restart.
-    pub fn reload(&self, new: &AggregatorConfig, old: &AggregatorConfig) -> anyhow::Result<()> {
+    pub async fn reload(
+        &mut self,
+        new: &AggregatorConfig,
+        old: &AggregatorConfig,
+    ) -> anyhow::Result<()> {
         // Rules are compiled against the running sinks and notifiers: a rule naming one
         // the new config adds is refused until the restart that starts it.
         match self.rules.reload_config(&new.rules).map_err(rule_error)? {
@@ -313,7 +342,6 @@ impl Running {
             ("pipeline", differs(&new.pipeline, &old.pipeline)),
             ("stats", differs(&new.stats, &old.stats)),
             ("inbox", differs(&new.inbox, &old.inbox)),
-            ("inputs", differs(&new.inputs, &old.inputs)),
             ("search", differs(&new.search, &old.search)),
             ("data_dir", new.data_dir != old.data_dir),
         ];
@@ -324,6 +352,31 @@ impl Running {
                     "changed in the config; takes effect at the next restart"
                 );
             }
+        }
+        let inputs = self.inputs.reload(&new.inputs).await;
+        for name in &inputs.stopped {
+            tracing::info!(input = %name, "input removed from the config: stopped");
+        }
+        for name in &inputs.restarted {
+            tracing::info!(input = %name, "input changed in the config: restarted");
+        }
+        for name in &inputs.started {
+            tracing::info!(input = %name, "input added to the config: started");
+        }
+        for (name, reason) in &inputs.failed {
+            tracing::error!(input = %name, reason = %reason, "input could not start with its new settings");
+        }
+        if inputs.started.iter().chain(&inputs.restarted).any(|name| {
+            new.inputs
+                .iter()
+                // An otlp input's lines are JSON, which detection finds anyway.
+                .any(|i| {
+                    &i.name() == name
+                        && !matches!(i, crate::input::InputConfig::Otlp(_))
+                        && i.forced_format().is_some()
+                })
+        }) {
+            tracing::warn!("an input's `format` applies to its lines from the next restart; until then their format is detected");
         }
         Ok(())
     }

@@ -165,19 +165,33 @@ impl AddArgs {
 /// Where the admin endpoint is and how to authenticate.
 #[derive(Debug, Clone)]
 pub struct AdminTarget {
-    /// `http://HOST:PORT`.
+    /// `http://HOST:PORT` or `https://HOST:PORT`.
     pub url: String,
     /// Bearer token, if any.
     pub token: Option<String>,
+    /// How to trust an HTTPS admin endpoint.
+    pub tls: AdminClientTls,
+}
+
+/// Trust for an HTTPS admin endpoint (`[admin.tls]`): the CA that signed its certificate
+/// (default: the system's trusted CAs), and a client certificate when it asks for one.
+#[derive(Debug, Clone, Default)]
+pub struct AdminClientTls {
+    /// `--ca`: CA certificate(s), PEM.
+    pub ca: Option<PathBuf>,
+    /// `--client-cert` and `--client-key`, PEM.
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl AdminTarget {
     /// `--admin` if given, else the config's `[admin] listen` (a wildcard address is
-    /// reached on loopback), else `http://127.0.0.1:7401`.
+    /// reached on loopback; `https://` when `[admin.tls]` is set), else
+    /// `http://127.0.0.1:7401`.
     pub fn resolve(
         admin: Option<String>,
         cfg: Option<&AggregatorConfig>,
         token: Option<String>,
+        tls: AdminClientTls,
     ) -> AdminTarget {
         let url = admin.unwrap_or_else(|| match cfg {
             Some(c) => {
@@ -185,14 +199,42 @@ impl AdminTarget {
                 if a.ip().is_unspecified() {
                     a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
                 }
-                format!("http://{a}")
+                let scheme = if c.admin.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{a}")
             }
             None => "http://127.0.0.1:7401".to_owned(),
         });
         AdminTarget {
             url: url.trim_end_matches('/').to_owned(),
             token,
+            tls,
         }
+    }
+
+    /// The HTTP client for this target: trusting `--ca` (else the system's CAs) and
+    /// presenting the client certificate, if given.
+    fn client(&self) -> anyhow::Result<reqwest::Client> {
+        let timeout = std::time::Duration::from_secs(30);
+        if self.tls.ca.is_none() && self.tls.identity.is_none() {
+            return crate::notify::http_client(timeout).map_err(anyhow::Error::msg);
+        }
+        let identity = self
+            .tls
+            .identity
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
+        let tls = logferry_shared::tls::client_config(self.tls.ca.as_deref(), identity)
+            .context("the admin endpoint's TLS settings (--ca, --client-cert, --client-key)")?;
+        reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .context("building the HTTP client")
     }
 }
 
@@ -242,8 +284,7 @@ fn call(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let client = crate::notify::http_client(std::time::Duration::from_secs(30))
-            .map_err(anyhow::Error::msg)?;
+        let client = target.client()?;
         let url = format!("{}{path}", target.url);
         let mut req = client.request(method.clone(), &url);
         if let Some(t) = &target.token {
@@ -254,10 +295,14 @@ fn call(
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(b.to_string());
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("{method} {url}: is the aggregator running?"))?;
+        let resp = req.send().await.with_context(|| {
+            let hint = if url.starts_with("https:") && target.tls.ca.is_none() {
+                " (for a certificate no system CA signed, pass --ca)"
+            } else {
+                ""
+            };
+            format!("{method} {url}: is the aggregator running?{hint}")
+        })?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let pretty = serde_json::from_str::<serde_json::Value>(&text)
@@ -392,6 +437,37 @@ pub fn test_rules(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_url_follows_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        std::fs::write(dir.path().join("c.pem"), "x").unwrap();
+        let text = format!(
+            "data_dir = \"{d}/data\"\n[ingest]\ntokens = [\"t\"]\n[ingest.tls]\ncert = \"{d}/c.pem\"\nkey = \"{d}/c.pem\"\n\
+             [sinks.o]\ntype = \"stdout\"\n[admin]\nlisten = \"0.0.0.0:9000\"\n"
+        );
+        let path = dir.path().join("a.toml");
+        std::fs::write(&path, &text).unwrap();
+        let plain = AggregatorConfig::load(&path).unwrap();
+        let tls = AdminClientTls::default;
+        let t = AdminTarget::resolve(None, Some(&plain), None, tls());
+        assert_eq!(t.url, "http://127.0.0.1:9000");
+        std::fs::write(
+            &path,
+            format!("{text}[admin.tls]\ncert = \"{d}/c.pem\"\nkey = \"{d}/c.pem\"\n"),
+        )
+        .unwrap();
+        let https = AggregatorConfig::load(&path).unwrap();
+        let t = AdminTarget::resolve(None, Some(&https), None, tls());
+        assert_eq!(t.url, "https://127.0.0.1:9000");
+        let t = AdminTarget::resolve(Some("https://a:1/".into()), Some(&https), None, tls());
+        assert_eq!(t.url, "https://a:1");
+        assert_eq!(
+            AdminTarget::resolve(None, None, None, tls()).url,
+            "http://127.0.0.1:7401"
+        );
+    }
 
     #[test]
     fn add_arguments_make_a_rule_that_compiles() {

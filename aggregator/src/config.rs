@@ -300,7 +300,7 @@ pub struct IngestConfig {
     #[serde(default = "default_ingest_listen")]
     pub listen: SocketAddr,
     /// TLS material; ingest is always TLS.
-    pub tls: IngestTlsConfig,
+    pub tls: ListenerTlsConfig,
     /// Accepted agent tokens (`Authorization: Bearer <token>`).
     #[serde(default)]
     pub tokens: Vec<String>,
@@ -318,17 +318,35 @@ pub struct IngestConfig {
     pub max_connections: usize,
 }
 
-/// `[ingest.tls]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[ingest.tls]` and `[admin.tls]`: a listener's TLS material.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IngestTlsConfig {
+pub struct ListenerTlsConfig {
     /// Server certificate chain (PEM).
     pub cert: PathBuf,
     /// Server private key (PEM).
     pub key: PathBuf,
-    /// When set, agents must present a client certificate signed by this CA (mTLS).
+    /// When set, clients (agents on ingest) must present a certificate signed by this CA
+    /// (mTLS).
     #[serde(default)]
     pub client_ca: Option<PathBuf>,
+}
+
+impl ListenerTlsConfig {
+    /// Checks the files exist; `key` is the table's place (`ingest.tls`).
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        require_file(&format!("{key}.cert"), &self.cert)?;
+        require_file(&format!("{key}.key"), &self.key)?;
+        if let Some(ca) = &self.client_ca {
+            require_file(&format!("{key}.client_ca"), ca)?;
+        }
+        Ok(())
+    }
+
+    /// The rustls server config (shared TLS helpers: ring, ALPN h2 and HTTP/1.1).
+    pub fn server_config(&self) -> Result<rustls::ServerConfig, logferry_shared::tls::TlsError> {
+        logferry_shared::tls::server_config(&self.cert, &self.key, self.client_ca.as_deref())
+    }
 }
 
 /// `[admin]`.
@@ -342,6 +360,10 @@ pub struct AdminConfig {
     /// open on a loopback listener and refused on any other.
     #[serde(default)]
     pub tokens: Vec<crate::admin::AdminTokenConfig>,
+    /// When set, the admin endpoint speaks HTTPS only (with `client_ca`, clients must
+    /// also present a certificate signed by it).
+    #[serde(default)]
+    pub tls: Option<ListenerTlsConfig>,
 }
 
 impl Default for AdminConfig {
@@ -349,6 +371,7 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: default_admin_listen(),
             tokens: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -357,11 +380,8 @@ impl Default for AdminConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkConfig {
-    /// Appends JSON lines to a local file.
-    File {
-        /// The file; parent directories are created.
-        path: PathBuf,
-    },
+    /// Appends JSON lines to a local file, rotating it by size or time.
+    File(crate::sink::file::FileSinkConfig),
     /// Writes JSON lines to standard output.
     Stdout {},
     /// POSTs batches of JSON lines to an HTTP endpoint, from its own durable queue.
@@ -376,7 +396,7 @@ impl SinkConfig {
     /// The sink's `type`.
     pub fn kind(&self) -> &'static str {
         match self {
-            SinkConfig::File { .. } => "file",
+            SinkConfig::File(_) => "file",
             SinkConfig::Stdout {} => "stdout",
             SinkConfig::Http(_) => "http",
             SinkConfig::CloudwatchLogs(_) => "cloudwatch_logs",
@@ -393,7 +413,7 @@ impl SinkConfig {
         &crate::sink::queue::RetryConfig,
     )> {
         match self {
-            SinkConfig::File { .. } | SinkConfig::Stdout {} => None,
+            SinkConfig::File(_) | SinkConfig::Stdout {} => None,
             SinkConfig::Http(c) => Some((&c.queue, &c.retry)),
             SinkConfig::CloudwatchLogs(c) => Some((&c.queue, &c.retry)),
             SinkConfig::Eventhubs(c) => Some((&c.queue, &c.retry)),
@@ -428,10 +448,9 @@ impl AggregatorConfig {
     /// Checks what serde cannot: files exist, limits are sane, some auth is configured.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let tls = &self.ingest.tls;
-        require_file("ingest.tls.cert", &tls.cert)?;
-        require_file("ingest.tls.key", &tls.key)?;
-        if let Some(ca) = &tls.client_ca {
-            require_file("ingest.tls.client_ca", ca)?;
+        tls.validate("ingest.tls")?;
+        if let Some(admin) = &self.admin.tls {
+            admin.validate("admin.tls")?;
         }
         for (i, f) in self.ingest.token_files.iter().enumerate() {
             require_file(&format!("ingest.token_files[{i}]"), f)?;
@@ -481,7 +500,8 @@ impl AggregatorConfig {
         for (name, sink) in &self.sinks {
             // What a sink checks when it is built (names, limits, URLs), without connecting.
             let checked = match sink {
-                SinkConfig::File { .. } | SinkConfig::Stdout {} => Ok(()),
+                SinkConfig::File(c) => c.validate(),
+                SinkConfig::Stdout {} => Ok(()),
                 SinkConfig::Http(c) => crate::sink::http::HttpSink::new(c).map(drop),
                 SinkConfig::CloudwatchLogs(c) => c.validate(),
                 SinkConfig::Eventhubs(c) => c.check(),
@@ -491,6 +511,11 @@ impl AggregatorConfig {
                     format!("sinks.{name}"),
                     format!("{e:#}"),
                 ));
+            }
+            if let Some((_, retry)) = sink.queued() {
+                retry.validate().map_err(|(key, message)| {
+                    ConfigError::invalid(format!("sinks.{name}.retry.{key}"), message)
+                })?;
             }
         }
         if !(1..=MAX_WORKERS).contains(&self.pipeline.workers) {
@@ -590,7 +615,7 @@ mod tests {
         let cfg = parse(&text).unwrap();
         assert_eq!(cfg.ingest.listen.port(), 7400);
         assert_eq!(cfg.admin.listen.to_string(), "127.0.0.1:7401");
-        assert!(matches!(cfg.sinks["out"], SinkConfig::File { .. }));
+        assert!(matches!(cfg.sinks["out"], SinkConfig::File(_)));
     }
 
     #[test]
@@ -603,6 +628,28 @@ mod tests {
         let (_d, text) = with_certs("[sinks.out]\ntype = \"kafka\"\n");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("kafka"), "{err}");
+    }
+
+    #[test]
+    fn admin_tls_is_optional_and_its_files_are_checked() {
+        let (d, text) = with_certs("[sinks.o]\ntype = \"stdout\"\n");
+        assert_eq!(parse(&text).unwrap().admin.tls, None);
+        let dir = d.path().display();
+        let tls = format!(
+            "[admin.tls]\ncert = \"{dir}/c.pem\"\nkey = \"{dir}/k.pem\"\nclient_ca = \"{dir}/c.pem\"\n"
+        );
+        let cfg = parse(&format!("{text}{tls}")).unwrap();
+        let t = cfg.admin.tls.unwrap();
+        assert_eq!(t.cert, d.path().join("c.pem"));
+        assert_eq!(t.client_ca, Some(d.path().join("c.pem")));
+        let missing = tls.replace("k.pem", "nokey.pem");
+        let err = parse(&format!("{text}{missing}")).unwrap_err().to_string();
+        assert!(err.starts_with("admin.tls.key:"), "{err}");
+        let typo = format!(
+            "{text}[admin.tls]\ncert = \"{dir}/c.pem\"\nkey = \"{dir}/k.pem\"\nca = \"x\"\n"
+        );
+        let err = parse(&typo).unwrap_err().to_string();
+        assert!(err.contains("admin.tls") && err.contains("ca"), "{err}");
     }
 
     #[test]
@@ -620,6 +667,56 @@ mod tests {
         assert!(
             err.starts_with("ingest.tokens: no agent authentication"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn file_sink_rotation_settings_are_checked_and_named() {
+        let sink = "[sinks.out]\ntype = \"file\"\npath = \"/tmp/x\"\n";
+        let (_d, text) = with_certs(&format!("{sink}max_bytes = 1048576\nkeep = 2\n"));
+        assert!(parse(&text).is_ok());
+        let (_d, text) = with_certs(&format!("{sink}max_bytes = 10\n"));
+        assert_eq!(
+            parse(&text).unwrap_err().to_string(),
+            "sinks.out: max_bytes = 10 must be at least 4096"
+        );
+    }
+
+    #[test]
+    fn sink_retry_waits_are_checked_and_named() {
+        let sink =
+            "[sinks.hook]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/\"\n[sinks.hook.retry]\n";
+        let (_d, text) = with_certs(&format!(
+            "{sink}initial_backoff = \"1s\"\nmax_backoff = \"1s\"\n"
+        ));
+        assert!(parse(&text).is_ok());
+        for (retry, want) in [
+            (
+                "max_backoff = \"0s\"",
+                "sinks.hook.retry.max_backoff: must be more than 0",
+            ),
+            (
+                "initial_backoff = \"0s\"",
+                "sinks.hook.retry.initial_backoff: must be more than 0",
+            ),
+            (
+                "initial_backoff = \"2m\"\nmax_backoff = \"1m\"",
+                "sinks.hook.retry.initial_backoff: 2m is longer than max_backoff (1m)",
+            ),
+            // Only max_backoff given, below the default initial_backoff (200ms).
+            (
+                "max_backoff = \"100ms\"",
+                "sinks.hook.retry.initial_backoff: 200ms is longer than max_backoff (100ms)",
+            ),
+        ] {
+            let (_d, text) = with_certs(&format!("{sink}{retry}\n"));
+            assert_eq!(parse(&text).unwrap_err().to_string(), want, "{retry}");
+        }
+        let cw = "[sinks.cw]\ntype = \"cloudwatch_logs\"\ngroup = \"g\"\nstream = \"s\"\n[sinks.cw.retry]\nmax_backoff = \"0s\"\n";
+        let (_d, text) = with_certs(cw);
+        assert_eq!(
+            parse(&text).unwrap_err().to_string(),
+            "sinks.cw.retry.max_backoff: must be more than 0"
         );
     }
 

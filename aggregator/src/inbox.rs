@@ -10,8 +10,8 @@
 //!   one lock, so a reader that has seen key `k` never later finds a new key below `k`,
 //!   and the pipeline can read on from the last key it took ([`Inbox::read_after`]).
 //! - Frames are processed in key order and removed by [`Inbox::complete`] in the same
-//!   transaction that records each sink's position (for files: their length after the
-//!   fsync). After a crash, [`Inbox::positions`] tells how far each sink durably got, the
+//!   transaction that records each sink's [`Position`] (for files: the generation of the
+//!   file being written and its length after the fsync). After a crash, [`Inbox::positions`] tells how far each sink durably got, the
 //!   file sink cuts off anything written past it, and processing restarts at the first
 //!   frame still in the inbox: every accepted line reaches a file sink exactly once.
 //! - The inbox is bounded by `max_bytes` of frames: beyond it `admit` answers `Full` and
@@ -35,6 +35,8 @@ use std::sync::Mutex;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+use crate::sink::Position;
+
 /// Most out-of-order seqs remembered per stream.
 pub const MAX_PENDING: usize = 65_536;
 /// Most bytes of decompressed bodies held for the pipeline (see the module docs).
@@ -50,6 +52,9 @@ pub enum InboxError {
     /// Written by an unknown format version.
     #[error("inbox format version {0} is not supported")]
     Format(u8),
+    /// A sink's recorded position is damaged or of an unknown version.
+    #[error("the recorded position of sink {0:?} is damaged or of an unknown version")]
+    Position(String),
 }
 
 impl From<TransactionError<InboxError>> for InboxError {
@@ -349,7 +354,7 @@ impl Inbox {
     pub fn complete(
         &self,
         keys: &[(u64, usize)],
-        positions: &[(&str, u64)],
+        positions: &[(&str, Position)],
     ) -> Result<(), InboxError> {
         (&self.frames, &self.positions)
             .transaction(|(f, p)| {
@@ -357,7 +362,7 @@ impl Inbox {
                     f.remove(&k.to_be_bytes()[..])?;
                 }
                 for (sink, pos) in positions {
-                    p.insert(sink.as_bytes(), &pos.to_be_bytes()[..])?;
+                    p.insert(sink.as_bytes(), &pos.encode()[..])?;
                 }
                 Ok::<(), ConflictableTransactionError<InboxError>>(())
             })
@@ -369,12 +374,15 @@ impl Inbox {
         Ok(())
     }
 
-    /// The last recorded position of `sink`, if any.
-    pub fn position(&self, sink: &str) -> Result<Option<u64>, InboxError> {
-        Ok(self
-            .positions
-            .get(sink.as_bytes())?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+    /// The last recorded position of `sink`, if any (a value this version cannot read is
+    /// reported as damaged storage rather than ignored: ignoring it would rewind nothing).
+    pub fn position(&self, sink: &str) -> Result<Option<Position>, InboxError> {
+        match self.positions.get(sink.as_bytes())? {
+            None => Ok(None),
+            Some(v) => Position::decode(&v)
+                .map(Some)
+                .ok_or_else(|| InboxError::Position(sink.to_owned())),
+        }
     }
 
     /// Flushes to disk.
@@ -423,14 +431,14 @@ mod tests {
             assert_eq!(frames.len(), 3);
             assert_eq!(&*frames[0].1, b"one");
             inbox
-                .complete(&[(frames[0].0, 3)], &[("file", 123)])
+                .complete(&[(frames[0].0, 3)], &[("file", Position::at(123))])
                 .unwrap();
             assert_eq!(inbox.bytes(), 8);
         }
         let inbox = Inbox::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(inbox.admit("a", "s", 1, b"one").unwrap(), Admit::Duplicate);
         assert_eq!(inbox.admit("a", "s", 2, b"two").unwrap(), Admit::Duplicate);
-        assert_eq!(inbox.position("file").unwrap(), Some(123));
+        assert_eq!(inbox.position("file").unwrap(), Some(Position::at(123)));
         assert_eq!(inbox.len(), 2);
         assert_eq!(inbox.bytes(), 8);
     }

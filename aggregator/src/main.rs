@@ -42,6 +42,17 @@ enum Command {
         /// Admin API token.
         #[arg(long, env = "LOGFERRY_ADMIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// For an HTTPS admin endpoint: the CA certificate (PEM) that signed its
+        /// certificate (default: the system's trusted CAs).
+        #[arg(long, env = "LOGFERRY_ADMIN_CA")]
+        ca: Option<PathBuf>,
+        /// Client certificate (PEM), for an admin endpoint that asks for one
+        /// (`[admin.tls] client_ca`).
+        #[arg(long, requires = "client_key")]
+        client_cert: Option<PathBuf>,
+        /// The client certificate's private key (PEM).
+        #[arg(long, requires = "client_cert")]
+        client_key: Option<PathBuf>,
     },
     /// Generate a development CA, server certificate and client certificate.
     Certs {
@@ -73,7 +84,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Rules { cmd, admin, token } => {
+        Command::Rules {
+            cmd,
+            admin,
+            token,
+            ca,
+            client_cert,
+            client_key,
+        } => {
             let cfg = match cli.config.clone().map(|p| load(Some(p))).transpose() {
                 Ok(c) => c,
                 Err(e) => {
@@ -81,7 +99,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let target = cli::AdminTarget::resolve(admin, cfg.as_ref(), token);
+            let tls = cli::AdminClientTls {
+                ca,
+                identity: client_cert.zip(client_key),
+            };
+            let target = cli::AdminTarget::resolve(admin, cfg.as_ref(), token, tls);
             match cli::run(cmd, &target, cfg.as_ref()) {
                 Ok(out) => {
                     println!("{}", out.trim_end());
@@ -133,11 +155,11 @@ fn load(path: Option<PathBuf>) -> anyhow::Result<AggregatorConfig> {
 async fn run(cfg: AggregatorConfig, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut signals = runtime::Signals::new()?;
     let mut current = cfg.clone();
-    let running = app::start(cfg).await?;
+    let mut running = app::start(cfg).await?;
     while signals.recv().await == runtime::Signal::Reload {
         tracing::info!("SIGHUP: reloading the config");
         match load(path.clone()) {
-            Ok(new) => match running.reload(&new, &current) {
+            Ok(new) => match running.reload(&new, &current).await {
                 Ok(()) => current = new,
                 Err(e) => tracing::error!("config not reloaded: {e:#}"),
             },

@@ -28,7 +28,12 @@
 //!   not completed before a crash are written again exactly once.
 //! - After a failed write, flush or completion, everything in flight is discarded, the
 //!   sinks are rewound to their recorded positions and reading starts again from the
-//!   first frame in the inbox: the same rewind as after a crash.
+//!   first frame in the inbox: the same rewind as after a crash. Nothing is dispatched or
+//!   written until every sink's rewind has succeeded (a failed one is retried after
+//!   [`ERROR_BACKOFF`]): a sink only partly cut back would otherwise get lines twice.
+//! - A rewind may leave a sink naming the same content by another position (a file sink
+//!   renumbering its generation past files it did not make); that position is recorded
+//!   before anything is written.
 //! - Bounded: at most [`FRAMES_IN_FLIGHT_PER_WORKER`] frames per worker are dispatched and
 //!   not yet written (their output buffers included), and at most [`FRAMES_PER_ROUND`]
 //!   frames are written and not yet completed.
@@ -55,7 +60,7 @@ use crate::metrics::{FormatLabel, Metrics, SinkLabel};
 use crate::parse::detect::Detector;
 use crate::render::RenderedLines;
 use crate::rules::RuleSet;
-use crate::sink::{Sink, SinkBoard};
+use crate::sink::{Position, Sink, SinkBoard};
 use crate::stats::SharedTraffic;
 pub use worker::FrameRenderer;
 use worker::{Failure, Job, Rendered};
@@ -155,7 +160,10 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
         tail,
         search,
     } = setup;
-    rewind_at_start(&inbox, &mut sinks)?;
+    restore(&inbox, &mut sinks).map_err(|e| match e {
+        RoundError::Sink(_, e) | RoundError::Rewind(_, e) => e,
+        RoundError::Inbox(e) => std::io::Error::other(e),
+    })?;
     let workers = workers.max(1);
     let max_in_flight = workers * FRAMES_IN_FLIGHT_PER_WORKER;
     let (jobs, queue) = mpsc::sync_channel::<Job>(max_in_flight);
@@ -200,6 +208,7 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
                 tail,
                 search,
                 blocked_by: None,
+                unrestored: false,
             };
             c.run(&shutdown);
             // Closing the queue ends the workers.
@@ -210,31 +219,37 @@ pub fn spawn(setup: PipelineSetup, shutdown: Shutdown) -> std::io::Result<JoinHa
         })
 }
 
-/// Rewinds every sink to its recorded position; a sink seen for the first time has its
-/// starting position recorded, so a failed first round can be cut back too.
-fn rewind_at_start(inbox: &Inbox, sinks: &mut [Box<dyn Sink>]) -> std::io::Result<()> {
-    let mut first_seen = Vec::new();
+/// Cuts every sink back to its recorded position and records what has to be recorded
+/// before anything is written: the starting position of a sink seen for the first time
+/// (so a failed first round can be cut back too), and the new position of a sink whose
+/// rewind renamed what it holds (a file sink renumbering its generation). Then tells each
+/// sink its position is committed. Any error means some sink may still hold lines the
+/// inbox does not know are done: nothing may be written until this succeeds.
+fn restore(inbox: &Inbox, sinks: &mut [Box<dyn Sink>]) -> Result<(), RoundError> {
+    let mut record: Vec<(String, Position)> = Vec::new();
+    let mut commit: Vec<Option<Position>> = Vec::with_capacity(sinks.len());
     for sink in sinks.iter_mut() {
         let key = sink.position_key();
-        match inbox.position(&key).map_err(std::io::Error::other)? {
-            Some(pos) => {
-                sink.rewind_to(pos)?;
-                sink.committed(pos);
-            }
-            None => {
-                if let Some(pos) = sink.position() {
-                    first_seen.push((key, pos));
-                }
+        let recorded = inbox.position(&key).map_err(RoundError::Inbox)?;
+        if let Some(pos) = recorded {
+            sink.rewind_to(pos)
+                .map_err(|e| RoundError::Rewind(sink.name().to_owned(), e))?;
+        }
+        let now = sink.position();
+        if let Some(pos) = now {
+            if recorded != Some(pos) {
+                record.push((key, pos));
             }
         }
+        commit.push(now.or(recorded));
     }
-    if !first_seen.is_empty() {
-        let named: Vec<(&str, u64)> = first_seen.iter().map(|(k, p)| (k.as_str(), *p)).collect();
-        inbox.complete(&[], &named).map_err(std::io::Error::other)?;
-        for sink in sinks.iter_mut() {
-            if let Some((_, pos)) = first_seen.iter().find(|(k, _)| *k == sink.position_key()) {
-                sink.committed(*pos);
-            }
+    if !record.is_empty() {
+        let named: Vec<(&str, Position)> = record.iter().map(|(k, p)| (k.as_str(), *p)).collect();
+        inbox.complete(&[], &named).map_err(RoundError::Inbox)?;
+    }
+    for (sink, pos) in sinks.iter_mut().zip(commit) {
+        if let Some(pos) = pos {
+            sink.committed(pos);
         }
     }
     Ok(())
@@ -273,6 +288,8 @@ enum Dispatched {
 enum RoundError {
     /// A sink failed to write or flush.
     Sink(String, std::io::Error),
+    /// A sink could not be cut back to its recorded position.
+    Rewind(String, std::io::Error),
     /// The inbox could not record progress.
     Inbox(crate::inbox::InboxError),
 }
@@ -305,6 +322,9 @@ struct Coordinator {
     search: Option<search_feed::SearchFeed>,
     /// The sink whose full queue holds the pipeline back, if any.
     blocked_by: Option<String>,
+    /// A failed round left sinks that are not yet cut back to their recorded positions:
+    /// nothing is dispatched or written until [`restore`] succeeds.
+    unrestored: bool,
 }
 
 impl Coordinator {
@@ -318,6 +338,21 @@ impl Coordinator {
                 taking = Instant::now() < deadline;
                 if self.is_idle() && (!taking || self.inbox.is_empty()) {
                     break;
+                }
+            }
+            if self.unrestored {
+                match restore(&self.inbox, &mut self.sinks) {
+                    Ok(()) => {
+                        self.unrestored = false;
+                        tracing::info!(
+                            "sinks are back at their recorded positions; taking batches again"
+                        );
+                    }
+                    Err(e) => {
+                        self.report(e, "cannot cut the sinks back to their recorded positions; taking no batches until that works");
+                        self.wake.wait(ERROR_BACKOFF);
+                        continue;
+                    }
                 }
             }
             let mut caught_up = false;
@@ -557,7 +592,8 @@ impl Coordinator {
                 positions.push((sink.position_key(), pos));
             }
         }
-        let named: Vec<(&str, u64)> = positions.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+        let named: Vec<(&str, Position)> =
+            positions.iter().map(|(n, p)| (n.as_str(), *p)).collect();
         self.inbox
             .complete(&self.round.keys, &named)
             .map_err(RoundError::Inbox)?;
@@ -583,25 +619,30 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Shows a failure on the board and in the metrics, and logs it.
+    fn report(&self, e: RoundError, what: &str) {
+        let (sink, e) = match e {
+            RoundError::Sink(sink, e) | RoundError::Rewind(sink, e) => (sink, e),
+            RoundError::Inbox(e) => {
+                tracing::error!(error = %e, "{what}: the inbox cannot record progress");
+                return;
+            }
+        };
+        if let Some(b) = &self.board {
+            let now_ms = logferry_shared::event::Timestamp::now().as_millis().max(0) as u64;
+            b.failed(&sink, e.to_string(), now_ms);
+        }
+        self.metrics
+            .sink_errors
+            .get_or_create(&SinkLabel { sink: sink.clone() })
+            .inc();
+        tracing::error!(sink = %sink, error = %e, "{what}");
+    }
+
     /// After a failed round: drop everything in flight, cut the sinks back to their
     /// recorded positions, and start again from the first frame in the inbox.
     fn recover(&mut self, e: RoundError) {
-        match e {
-            RoundError::Sink(sink, e) => {
-                if let Some(b) = &self.board {
-                    let now_ms = logferry_shared::event::Timestamp::now().as_millis().max(0) as u64;
-                    b.failed(&sink, e.to_string(), now_ms);
-                }
-                self.metrics
-                    .sink_errors
-                    .get_or_create(&SinkLabel { sink: sink.clone() })
-                    .inc();
-                tracing::error!(sink = %sink, error = %e, "sink write failed; retrying (batches stay in the inbox)");
-            }
-            RoundError::Inbox(e) => {
-                tracing::error!(error = %e, "cannot record progress in the inbox; retrying the batches");
-            }
-        }
+        self.report(e, "sink round failed; retrying (batches stay in the inbox)");
         while self.in_flight > 0 {
             match self.done.recv() {
                 Ok(r) => {
@@ -618,21 +659,10 @@ impl Coordinator {
         self.round.clear();
         self.next_write = self.next_seq;
         self.last_key = None;
-        // The sinks may hold lines the inbox does not know are done: cut them back so the
-        // retry writes each line once.
-        rewind_all(&self.inbox, &mut self.sinks);
+        // The sinks may hold lines the inbox does not know are done: they are cut back
+        // before anything else is written, so the retry writes each line once.
+        self.unrestored = true;
         self.wake.wait(ERROR_BACKOFF);
-    }
-}
-
-/// Cuts every sink back to its recorded position (recorded at start-up at the latest).
-fn rewind_all(inbox: &Inbox, sinks: &mut [Box<dyn Sink>]) {
-    for s in sinks.iter_mut() {
-        if let Ok(Some(pos)) = inbox.position(&s.position_key()) {
-            if let Err(e) = s.rewind_to(pos) {
-                tracing::error!(sink = %s.name(), error = %e, "cannot rewind sink");
-            }
-        }
     }
 }
 

@@ -523,6 +523,116 @@ async fn stub_new_group_gets_its_retention() {
     assert_eq!(stub.calls("PutLogEvents"), 2);
 }
 
+#[tokio::test]
+async fn stub_invalid_parameter_is_split_down_to_the_bad_events_alone() {
+    // 1,000 events of one stream in one request; three of them the service will not take.
+    let stub = Stub::start(vec![]).await;
+    stub.invalid_containing("poison");
+    let cfg = config(&stub.endpoint(), "");
+    let adjust = Adjustments::default();
+    let mut sink = sink(&cfg, adjust.clone());
+    let now = now_ms();
+    let bad = [17, 500, 999];
+    let mut batch: Vec<Pending> = (0..1000)
+        .map(|seq| {
+            let mut e = event(seq, now - 60_000 + seq as i64, "shop", "node-1");
+            if bad.contains(&seq) {
+                e = e.replace(
+                    &format!("\"event {seq}\""),
+                    &format!("\"event {seq} poison\""),
+                );
+            }
+            Pending::new(e)
+        })
+        .collect();
+    let errors = deliver_until_done(&mut sink, &mut batch, 1).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    for (seq, p) in batch.iter().enumerate() {
+        match &p.outcome {
+            Outcome::Rejected(reason) => {
+                assert!(bad.contains(&seq), "event {seq} rejected: {reason}");
+                assert!(reason.contains("InvalidParameterException"), "{reason}");
+            }
+            Outcome::Delivered => assert!(!bad.contains(&seq), "event {seq} delivered"),
+            Outcome::Waiting => panic!("event {seq} still waiting"),
+        }
+    }
+    // Every other event once, in order.
+    let want: Vec<String> = messages(&batch)
+        .into_iter()
+        .filter(|m| !m.contains("poison"))
+        .collect();
+    let got: Vec<String> = stub.accepted().into_iter().map(|a| a.message).collect();
+    assert_eq!(got.len(), 997);
+    assert_eq!(got, want);
+    assert_eq!(adjust.get("invalid"), 3);
+    // Halving finds each bad event in about log2(1000) steps.
+    let calls = stub.calls("PutLogEvents");
+    assert!(calls < 70, "{calls} requests");
+}
+
+#[tokio::test]
+async fn stub_a_retention_that_could_not_be_set_is_set_on_a_later_use_after_a_wait() {
+    let stub = Stub::start(vec![]).await;
+    stub.answer("PutRetentionPolicy", Reply::AccessDenied);
+    let cfg = config(
+        &stub.endpoint(),
+        "retention_days = 7\n[retry]\ninitial_backoff = \"1s\"\nmax_backoff = \"2s\"",
+    );
+    let mut sink = sink(&cfg, Adjustments::default());
+    let mut sent = 0;
+    let mut deliver_one = async |sink: &mut CloudWatchSink| {
+        let mut batch = stub_lines(1, now_ms());
+        deliver_until_done(sink, &mut batch, 1).await;
+        sent += 1;
+    };
+    // Refused: the events go anyway.
+    deliver_one(&mut sink).await;
+    let failed = std::time::Instant::now();
+    assert_eq!(stub.calls("PutRetentionPolicy"), 1);
+    // Not again before the wait (1s) is over.
+    deliver_one(&mut sink).await;
+    assert_eq!(stub.calls("PutRetentionPolicy"), 1);
+    // Tried again on a use after the wait; refused again, the wait doubles (2s).
+    let deadline = failed + Duration::from_secs(10);
+    while stub.calls("PutRetentionPolicy") < 2 {
+        assert!(std::time::Instant::now() < deadline, "not tried again");
+        deliver_one(&mut sink).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        failed.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        failed.elapsed()
+    );
+    let failed = std::time::Instant::now();
+    stub.answer("PutRetentionPolicy", Reply::Ok);
+    while stub.calls("PutRetentionPolicy") < 3 {
+        assert!(
+            std::time::Instant::now() < deadline + Duration::from_secs(10),
+            "not tried a third time"
+        );
+        deliver_one(&mut sink).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        failed.elapsed() >= Duration::from_millis(1800),
+        "{:?}",
+        failed.elapsed()
+    );
+    // Set: never tried again.
+    for _ in 0..3 {
+        deliver_one(&mut sink).await;
+    }
+    assert_eq!(stub.calls("PutRetentionPolicy"), 3);
+    assert_eq!(stub.calls("CreateLogGroup"), 1);
+    assert_eq!(
+        stub.accepted().len(),
+        sent,
+        "every event delivered meanwhile"
+    );
+}
+
 /// 100,000 events through the real aggregator binary: agents' batches in, the durable
 /// queue, the delivery task, moto out; read back with GetLogEvents, each stream in the
 /// order it was sent, nothing lost or doubled; then a kill -9 with events queued while

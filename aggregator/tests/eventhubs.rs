@@ -31,7 +31,7 @@ fn event(n: usize) -> String {
     let host = HOSTS[n % HOSTS.len()];
     format!(
         r#"{{"timestamp":"2026-11-22T10:00:00.123Z","observed_timestamp":"2026-11-22T10:00:00.200Z","level":"{}","message":"db timeout \"{n}\" — retry","host":"{host}","format":"json","source":{{"type":"file","path":"/var/log/app.log"}},"k8s":{{"namespace":"shop","pod":"api-7d9","container":"api"}},"fields":{{"seq":{n}}},"tags":["critical"]}}"#,
-        if n % 3 == 0 { "error" } else { "info" }
+        if n.is_multiple_of(3) { "error" } else { "info" }
     )
 }
 
@@ -160,7 +160,11 @@ async fn fixed_partition_and_properties() {
         let seq = seq_of(&e.body);
         assert_eq!(e.partition_id.as_deref(), Some("3"));
         assert_eq!(e.partition_key, None);
-        let level = if seq % 3 == 0 { "error" } else { "info" };
+        let level = if seq.is_multiple_of(3) {
+            "error"
+        } else {
+            "info"
+        };
         assert_eq!(e.properties.get("level").map(String::as_str), Some(level));
         assert_eq!(
             e.properties.get("pod").map(String::as_str),

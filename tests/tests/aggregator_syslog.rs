@@ -159,27 +159,7 @@ fn logger_over_udp_and_tcp_delivers_every_line_once() {
     for (run, input, flags, n) in runs {
         let text = make_lines(run, n, &mut rng, &mut ledger);
         total += n;
-        let port = agg.input_addrs[input].port().to_string();
-        let mut child = Command::new(&logger)
-            .args(["--server", "127.0.0.1", "--port", &port, "-t", run])
-            .args(flags)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting logger");
-        child
-            .stdin
-            .take()
-            .expect("logger's stdin")
-            .write_all(text.as_bytes())
-            .expect("writing to logger");
-        let out = child.wait_with_output().expect("waiting for logger");
-        assert!(
-            out.status.success(),
-            "logger {flags:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_logger(&logger, agg.input_addrs[input].port(), run, flags, &text);
         if input == "udp" {
             // One run at a time into the UDP socket, so its buffer never overflows.
             wait_exactly(&agg, total, &ledger, run);
@@ -297,4 +277,119 @@ ruleset(name="to_tls") {{
     agg.stop().expect("SIGTERM: exit 0");
     let after = agg.events().expect("reading the sink");
     Accounting::of(&after, &ledger).assert_exactly_once("rsyslog, after shutdown");
+}
+
+/// Sends `text` through `logger` to 127.0.0.1:`port`, tagged `tag`, with `flags`
+/// (transport and format); fails the test if logger fails.
+fn run_logger(logger: &Path, port: u16, tag: &str, flags: &[&str], text: &str) {
+    let mut child = Command::new(logger)
+        .args([
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "-t",
+            tag,
+        ])
+        .args(flags)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting logger");
+    child
+        .stdin
+        .take()
+        .expect("logger's stdin")
+        .write_all(text.as_bytes())
+        .expect("writing to logger");
+    let out = child.wait_with_output().expect("waiting for logger");
+    assert!(
+        out.status.success(),
+        "logger {flags:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `logger` over TCP with octet counting, RFC 5424.
+fn logger_tcp(logger: &Path, port: u16, tag: &str, text: &str) {
+    run_logger(
+        logger,
+        port,
+        tag,
+        &["--tcp", "--octet-count", "--rfc5424"],
+        text,
+    );
+}
+
+/// SIGHUP applies the config's inputs: an added input starts and its lines arrive, the
+/// unchanged one keeps its listener, a removed one stops listening; every line once.
+#[test]
+fn sighup_adds_and_removes_inputs() {
+    let logger = tool("logger", "bsdutils");
+    let dir = TestDir::new().expect("test dir");
+    let tcp = "type = \"syslog\"\nmode = \"tcp\"\nlisten = \"127.0.0.1:0\"";
+    let options = AggregatorOptions::default().input("tcp", tcp);
+    let mut agg = Aggregator::start(&dir, options.clone()).expect("start the aggregator");
+    let mut rng = fastrand::Rng::with_seed(seed("sighup_adds_and_removes_inputs"));
+    let mut ledger = Ledger::new();
+    let tcp_port = agg.input_addrs["tcp"].port();
+    logger_tcp(
+        &logger,
+        tcp_port,
+        "before",
+        &make_lines("before", 1000, &mut rng, &mut ledger),
+    );
+    wait_exactly(&agg, 1000, &ledger, "before the reload");
+
+    // Add `tcp2`.
+    let added = options.clone().input("tcp2", tcp);
+    std::fs::write(&agg.config_path, added.config_text(&dir)).expect("writing the config");
+    agg.process.signal(libc::SIGHUP).expect("SIGHUP");
+    let addrs = agg
+        .process
+        .wait_listening(&["input.tcp2"], DELIVERY_TIMEOUT)
+        .expect("tcp2 listens after the reload");
+    let tcp2_port = addrs["input.tcp2"].port();
+    logger_tcp(
+        &logger,
+        tcp2_port,
+        "added",
+        &make_lines("added", 1000, &mut rng, &mut ledger),
+    );
+    logger_tcp(
+        &logger,
+        tcp_port,
+        "kept",
+        &make_lines("kept", 1000, &mut rng, &mut ledger),
+    );
+    let events = wait_exactly(&agg, 3000, &ledger, "after adding tcp2");
+    check_event(&events, "added", "syslog+tcp://127.0.0.1/tcp2", "added");
+    check_event(&events, "kept", "syslog+tcp://127.0.0.1/tcp", "kept");
+
+    // Remove `tcp`: it stops listening; tcp2 goes on.
+    let removed = AggregatorOptions::default().input("tcp2", tcp);
+    std::fs::write(&agg.config_path, removed.config_text(&dir)).expect("writing the config");
+    agg.process.signal(libc::SIGHUP).expect("SIGHUP");
+    logferry_e2e::wait_until(DELIVERY_TIMEOUT, "tcp stopped", || {
+        agg.process
+            .log_text()
+            .contains("input removed from the config: stopped")
+    })
+    .expect("the removal in the log");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", tcp_port)).is_err(),
+        "the removed input still listens"
+    );
+    logger_tcp(
+        &logger,
+        tcp2_port,
+        "after",
+        &make_lines("after", 1000, &mut rng, &mut ledger),
+    );
+    wait_exactly(&agg, 4000, &ledger, "after removing tcp");
+    assert!(agg.is_running());
+    agg.stop().expect("SIGTERM: exit 0");
+    let after = agg.events().expect("reading the sink");
+    Accounting::of(&after, &ledger).assert_exactly_once("after shutdown");
 }

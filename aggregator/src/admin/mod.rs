@@ -1,4 +1,5 @@
-//! The aggregator's admin endpoint (plain HTTP, 127.0.0.1 by default).
+//! The aggregator's admin endpoint (127.0.0.1 by default; plain HTTP, or HTTPS only with
+//! `[admin.tls]`, served as ingest is by [`crate::http::serve_tls`]).
 //!
 //! - `/healthz` (the process serves requests), `/readyz` (the data dir is writable and the
 //!   inbox is below its limit; 503 with the reason otherwise) and `/metrics`: no token.
@@ -12,8 +13,11 @@
 //! Errors are JSON `{"error": ..., "detail": ...}` with the matching status.
 
 pub mod auth;
+pub mod background;
 pub mod logs;
 pub mod openapi;
+pub mod query;
+pub mod rule_format;
 pub mod rules;
 pub mod sinks;
 pub mod tail;
@@ -40,6 +44,9 @@ use crate::rules::RuleSet;
 use crate::stats::SharedTraffic;
 pub use auth::{AdminAuth, AdminTokenConfig, Role};
 
+/// Most connections an HTTPS admin endpoint serves at once; more wait in the backlog.
+pub const MAX_CONNECTIONS: usize = 256;
+
 /// Largest request body the API accepts (a rule).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
@@ -63,6 +70,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/sinks/{name}/dead-letters"),
     ("GET", "/api/openapi.json"),
     ("GET", "/"),
+    ("GET", "/ui/common.js"),
+    ("GET", "/ui/chart.js"),
+    ("GET", "/ui/rules.js"),
     ("GET", "/ui/app.js"),
     ("GET", "/ui/style.css"),
 ];
@@ -96,6 +106,10 @@ pub struct AdminState {
     pub shutdown: logferry_shared::runtime::Shutdown,
     /// Recent events for log search, when enabled.
     pub search: Option<Arc<crate::search::EventStore>>,
+    /// Where searches run (threads of lower priority, bounded).
+    pub searches: Arc<background::Background>,
+    /// Where live tails filter frames (threads of lower priority, bounded).
+    pub tail_filters: Arc<background::Background>,
 }
 
 /// The admin router.
@@ -140,7 +154,19 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/", get(web::index))
-        .route("/ui/app.js", get(web::app_js))
+        .route(
+            "/ui/common.js",
+            get(|| async { web::script("/ui/common.js") }),
+        )
+        .route(
+            "/ui/chart.js",
+            get(|| async { web::script("/ui/chart.js") }),
+        )
+        .route(
+            "/ui/rules.js",
+            get(|| async { web::script("/ui/rules.js") }),
+        )
+        .route("/ui/app.js", get(|| async { web::script("/ui/app.js") }))
         .route("/ui/style.css", get(web::style_css))
         .nest("/api", api)
         .fallback(|| async {

@@ -49,8 +49,29 @@ fn rule_ref() -> Value {
     json!({"$ref": "#/components/schemas/Rule"})
 }
 
+/// A rule body: JSON, or TOML as under `[[rules]]` in the config file.
+fn rule_body() -> Value {
+    json!({"required": true, "content": {
+        "application/json": {"schema": rule_ref()},
+        "application/toml": {"schema": {"type": "string"}, "description": "The rule as TOML: name = ..., [when], [[actions]] (or one [[rules]] entry as in the config file); errors name the key, or the line and column of a syntax error"},
+    }})
+}
+
 fn id_param() -> Value {
     json!([{"name": "id", "in": "path", "required": true, "description": "The rule's name", "schema": {"type": "string"}}])
+}
+
+/// The filters `/api/logs` and `/api/tail` share ([`super::query`]), then `extra`.
+fn filter_params(extra: &[Value]) -> Value {
+    let mut p = vec![
+        json!({"name": "q", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Text the event's JSON line contains (ASCII case ignored)"}),
+        json!({"name": "level", "in": "query", "required": false, "schema": {"type": "string"}, "description": "This level or above"}),
+        json!({"name": "source", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Prefix of source.path"}),
+        json!({"name": "host", "in": "query", "required": false, "schema": {"type": "string"}}),
+        json!({"name": "namespace", "in": "query", "required": false, "schema": {"type": "string"}}),
+    ];
+    p.extend_from_slice(extra);
+    Value::Array(p)
 }
 
 /// The document.
@@ -136,20 +157,26 @@ pub fn document() -> Value {
             "/readyz": {"get": op("Readiness: data dir writable, inbox below its limit", "200", ok("Ready", json!({"type": "object"})), &["503"], false)},
             "/metrics": {"get": op("Prometheus text exposition (logferry_ prefix)", "200", json!({"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}), &[], false)},
             "/api/rules": {
-                "get": op("The rules in force, in order, with their counters", "200", ok("Rules", json!({"type": "object", "properties": {"origin": {"type": "object"}, "rules": {"type": "array", "items": {"$ref": "#/components/schemas/RuleView"}}}})), &read, true),
+                "get": op("The rules in force, in order, with their counters (with Accept: application/toml, the rules as a config file's [[rules]] entries)", "200", json!({"description": "Rules", "content": {
+                    "application/json": {"schema": {"type": "object", "properties": {"origin": {"type": "object"}, "rules": {"type": "array", "items": {"$ref": "#/components/schemas/RuleView"}}}}},
+                    "application/toml": {"schema": {"type": "string"}},
+                }}), &read, true),
                 "post": {
                     "summary": "Add a rule (validated, persisted, applied atomically)",
                     "parameters": [{"name": "position", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}, "description": "Where to insert (default: last)"}],
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": rule_ref()}}},
+                    "requestBody": rule_body(),
                     "responses": add_responses,
                 },
             },
             "/api/rules/{id}": {
                 "parameters": id_param(),
-                "get": op("One rule", "200", ok("The rule", json!({"$ref": "#/components/schemas/RuleView"})), &["401", "403", "404"], true),
+                "get": op("One rule (with Accept: application/toml, the rule as TOML, as PUT takes it back)", "200", json!({"description": "The rule", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/RuleView"}},
+                    "application/toml": {"schema": {"type": "string"}},
+                }}), &["401", "403", "404"], true),
                 "put": {
                     "summary": "Replace a rule in place (the body may rename it)",
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": rule_ref()}}},
+                    "requestBody": rule_body(),
                     "responses": put_responses,
                 },
                 "delete": op("Delete a rule", "200", ok("The deleted rule", json!({"type": "object", "properties": {"deleted": rule_ref()}})), &["401", "403", "404", "500"], true),
@@ -161,28 +188,17 @@ pub fn document() -> Value {
             }},
             "/api/logs": {"get": {
                 "summary": "Search recent events, newest first, a page at a time",
-                "parameters": [
-                    {"name": "q", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Text the event's JSON line contains (ASCII case ignored)"},
-                    {"name": "level", "in": "query", "required": false, "schema": {"type": "string"}, "description": "This level or above"},
-                    {"name": "source", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Prefix of source.path"},
-                    {"name": "host", "in": "query", "required": false, "schema": {"type": "string"}},
-                    {"name": "namespace", "in": "query", "required": false, "schema": {"type": "string"}},
-                    {"name": "since", "in": "query", "required": false, "schema": {"type": "string"}, "description": "RFC 3339, epoch ms, or a duration ago (15m); inclusive"},
-                    {"name": "until", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Same forms; exclusive"},
-                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
-                    {"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"}, "description": "next_cursor of the previous page"},
-                ],
+                "parameters": filter_params(&[
+                    json!({"name": "since", "in": "query", "required": false, "schema": {"type": "string"}, "description": "RFC 3339, epoch ms, or a duration ago (15m); inclusive"}),
+                    json!({"name": "until", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Same forms; exclusive"}),
+                    json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}),
+                    json!({"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"}, "description": "next_cursor of the previous page"}),
+                ]),
                 "responses": logs_responses,
             }},
             "/api/tail": {"get": {
                 "summary": "Live stream of kept events (Server-Sent Events; data: one JSON line; event: lagged with the number of batches missed)",
-                "parameters": [
-                    {"name": "q", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Text the line contains (ASCII case ignored)"},
-                    {"name": "level", "in": "query", "required": false, "schema": {"type": "string"}, "description": "This level or above"},
-                    {"name": "source", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Prefix of source.path"},
-                    {"name": "host", "in": "query", "required": false, "schema": {"type": "string"}},
-                    {"name": "namespace", "in": "query", "required": false, "schema": {"type": "string"}},
-                ],
+                "parameters": filter_params(&[]),
                 "responses": tail_responses,
             }},
             "/api/agents": {"get": op("Agents seen since start: last seen, batches, duplicates, events, bytes, last seq, version, host, delay of the last batch", "200", ok("Agents", json!({"type": "object", "properties": {"agents": {"type": "array", "items": {"type": "object"}}}})), &read, true)},
@@ -201,6 +217,9 @@ pub fn document() -> Value {
             },
             "/api/openapi.json": {"get": op("This document", "200", ok("OpenAPI 3", json!({"type": "object"})), &read, true)},
             "/": {"get": op("The web page (search, live tail, stats, rules, agents, sinks); its script calls the API with the token typed into it", "200", asset("text/html"), &[], false)},
+            "/ui/common.js": {"get": op("The web page's shared helpers (elements as text, token, API calls)", "200", asset("text/javascript"), &[], false)},
+            "/ui/chart.js": {"get": op("The web page's traffic chart (SVG)", "200", asset("text/javascript"), &[], false)},
+            "/ui/rules.js": {"get": op("The web page's rules view (JSON and TOML editor)", "200", asset("text/javascript"), &[], false)},
             "/ui/app.js": {"get": op("The web page's script", "200", asset("text/javascript"), &[], false)},
             "/ui/style.css": {"get": op("The web page's style sheet", "200", asset("text/css"), &[], false)},
         },

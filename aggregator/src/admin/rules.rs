@@ -1,18 +1,21 @@
 //! `/api/rules`: list, read, add, replace and delete rules at run time.
 //!
-//! A rule is the JSON form of a `[[rules]]` entry (`name`, `when`, `actions`, `enabled`);
-//! its id in URLs is its name. Every change is validated, persisted (flushed) and swapped
+//! A rule is the JSON form of a `[[rules]]` entry (`name`, `when`, `actions`, `enabled`),
+//! or its TOML form with `Content-Type: application/toml` ([`super::rule_format`]); its
+//! id in URLs is its name. `GET` answers TOML when `Accept` asks for `application/toml`:
+//! one rule as `PUT` takes it back, the list as a config file's `[[rules]]` entries. Every change is validated, persisted (flushed) and swapped
 //! in atomically by [`RuleSet`](crate::rules::RuleSet) before the answer; a refused change
 //! leaves everything as it was. Errors name the rule and the key:
 //! `{"error":"invalid rule","detail":{"rule":"x","key":"when.regex","message":"..."}}`.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use super::rule_format::{self, Format};
 use super::AdminState;
 use crate::http::error;
 use crate::rules::{Origin, RuleConfig, RuleError, RuleStats};
@@ -60,8 +63,27 @@ fn views(st: &AdminState) -> Vec<RuleView> {
         .collect()
 }
 
+/// A TOML answer, or a 500 naming what could not be written.
+fn toml_answer(text: Result<String, String>) -> Response {
+    match text {
+        Ok(t) => (
+            [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
+            t,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a rule could not be written as TOML");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "cannot write TOML", e)
+        }
+    }
+}
+
 /// `GET /api/rules`.
-pub async fn list(State(st): State<AdminState>) -> Response {
+pub async fn list(State(st): State<AdminState>, headers: HeaderMap) -> Response {
+    if Format::wanted(&headers) == Format::Toml {
+        let rules: Vec<RuleConfig> = views(&st).into_iter().map(|v| v.rule).collect();
+        return toml_answer(rule_format::rules_to_toml(&rules));
+    }
     Json(RuleList {
         origin: st.rules.origin(),
         rules: views(&st),
@@ -70,16 +92,28 @@ pub async fn list(State(st): State<AdminState>) -> Response {
 }
 
 /// `GET /api/rules/{id}`.
-pub async fn get_one(State(st): State<AdminState>, Path(id): Path<String>) -> Response {
+pub async fn get_one(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     match views(&st).into_iter().find(|v| v.rule.name == id) {
+        Some(v) if Format::wanted(&headers) == Format::Toml => {
+            toml_answer(rule_format::to_toml(&v.rule))
+        }
         Some(v) => Json(v).into_response(),
         None => not_found(&id),
     }
 }
 
 /// `POST /api/rules[?position=N]`: 201 with the rule.
-pub async fn add(State(st): State<AdminState>, Query(q): Query<AddQuery>, body: Bytes) -> Response {
-    let rule = match parse_rule(&body) {
+pub async fn add(
+    State(st): State<AdminState>,
+    Query(q): Query<AddQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let rule = match parse_rule(&headers, &body) {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
@@ -99,9 +133,10 @@ pub async fn add(State(st): State<AdminState>, Query(q): Query<AddQuery>, body: 
 pub async fn replace(
     State(st): State<AdminState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let rule = match parse_rule(&body) {
+    let rule = match parse_rule(&headers, &body) {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
@@ -140,25 +175,15 @@ fn created_or_ok(st: &AdminState, name: &str, status: StatusCode) -> Response {
     }
 }
 
-/// Parses a rule, naming the key of the first error.
-fn parse_rule(body: &[u8]) -> Result<RuleConfig, Box<Response>> {
-    let bad = |key: String, message: String| {
+/// Parses a rule in the body's form, naming the key of the first error.
+fn parse_rule(headers: &HeaderMap, body: &[u8]) -> Result<RuleConfig, Box<Response>> {
+    rule_format::parse(Format::of_body(headers), body).map_err(|e| {
         Box::new(error(
             StatusCode::BAD_REQUEST,
             "invalid rule",
-            serde_json::json!({ "key": key, "message": message }),
+            serde_json::json!({ "key": e.key, "message": e.message }),
         ))
-    };
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let rule: RuleConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let key = e.path().to_string();
-        bad(
-            if key == "." { String::new() } else { key },
-            e.inner().to_string(),
-        )
-    })?;
-    de.end().map_err(|e| bad(String::new(), e.to_string()))?;
-    Ok(rule)
+    })
 }
 
 fn not_found(id: &str) -> Response {

@@ -8,56 +8,42 @@
 //! [`MAX_TAILS`] streams run at once (503 beyond); a comment is sent every 15 s so proxies
 //! keep the connection open. Streams end when the aggregator shuts down.
 //!
-//! Filters (all optional, combined with AND): `q` (text the line contains, ignoring ASCII
-//! case), `level` (that level or above), `source` (a prefix of `source.path`), `host`,
-//! `namespace` (exact).
+//! Filters: those of [`super::query`] (`q`, `level`, `source`, `host`, `namespace`), read
+//! by the same code as `/api/logs` reads them and meaning the same.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use logferry_shared::event::Level;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, OwnedSemaphorePermit};
 
+use super::background::RunError;
+use super::query::{EventFilters, EventQuery};
 use super::AdminState;
 use crate::http::error;
+use crate::search::{LevelSet, TextFilter};
 
 /// Frames the tail channel holds for its slowest listener.
 pub const TAIL_CAPACITY: usize = 64;
 /// Most tail streams at once.
 pub const MAX_TAILS: usize = 32;
 
-/// The query string of `/api/tail`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TailQuery {
-    /// Text the line contains (ASCII case ignored).
-    pub q: Option<String>,
-    /// Minimum level.
-    pub level: Option<String>,
-    /// Prefix of the source path.
-    pub source: Option<String>,
-    /// Host, exactly.
-    pub host: Option<String>,
-    /// Kubernetes namespace, exactly.
-    pub namespace: Option<String>,
-}
-
-/// A compiled [`TailQuery`].
-#[derive(Debug, Default)]
+/// The filters of a tail ([`EventFilters`]), ready to run on JSON lines.
+#[derive(Debug)]
 pub struct TailFilter {
-    text: Option<Vec<u8>>,
-    level: Option<Level>,
+    text: Option<TextFilter>,
+    levels: LevelSet,
     source: Option<String>,
     host: Option<String>,
     namespace: Option<String>,
+    /// Lower-cased copy of the line for the text filter.
+    scratch: Vec<u8>,
 }
 
 /// What the filter reads of a line.
@@ -86,35 +72,26 @@ struct K8sView<'a> {
 }
 
 impl TailFilter {
-    /// Compiles the query; an unknown level is an error naming it.
-    pub fn new(q: TailQuery) -> Result<TailFilter, String> {
-        let level = match q.level.as_deref().filter(|l| !l.is_empty()) {
-            None => None,
-            Some(l) => Some(
-                crate::parse::level::from_word(l)
-                    .ok_or_else(|| format!("level: unknown level `{l}`"))?,
-            ),
-        };
-        Ok(TailFilter {
-            text: q
-                .q
-                .filter(|t| !t.is_empty())
-                .map(|t| t.to_ascii_lowercase().into_bytes()),
-            level,
-            source: q.source.filter(|s| !s.is_empty()),
-            host: q.host.filter(|s| !s.is_empty()),
-            namespace: q.namespace.filter(|s| !s.is_empty()),
-        })
+    /// The filter for checked filters.
+    pub fn new(f: EventFilters) -> TailFilter {
+        TailFilter {
+            text: f.text_filter(),
+            levels: f.levels,
+            source: f.source,
+            host: f.host,
+            namespace: f.namespace,
+            scratch: Vec::new(),
+        }
     }
 
     /// True when the JSON line passes every filter.
-    pub fn matches(&self, line: &[u8]) -> bool {
+    pub fn matches(&mut self, line: &[u8]) -> bool {
         if let Some(t) = &self.text {
-            if memchr::memmem::find(&line.to_ascii_lowercase(), t).is_none() {
+            if !t.matches(line, &mut self.scratch) {
                 return false;
             }
         }
-        if self.level.is_none()
+        if self.levels == LevelSet::ALL
             && self.source.is_none()
             && self.host.is_none()
             && self.namespace.is_none()
@@ -124,9 +101,9 @@ impl TailFilter {
         let Ok(v) = serde_json::from_slice::<LineView<'_>>(line) else {
             return false;
         };
-        if let Some(min) = self.level {
+        if self.levels != LevelSet::ALL {
             let level = v.level.as_deref().and_then(crate::parse::level::from_word);
-            if level.is_none_or(|l| l < min) {
+            if !self.levels.contains(level) {
                 return false;
             }
         }
@@ -150,25 +127,55 @@ impl TailFilter {
     }
 }
 
+/// How often a quiet stream sends a comment, so proxies keep the connection open.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The Server-Sent Events of the lines of `frame` that pass `filter`: one `data:` message
+/// per line, all in one buffer (one write per frame, however many lines match). Lines
+/// are JSON from the renderer, so they hold no newline; invalid UTF-8 is replaced.
+pub fn encode_matches(filter: &mut TailFilter, frame: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in frame.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        if filter.matches(line) {
+            out.extend_from_slice(b"data: ");
+            match std::str::from_utf8(line) {
+                Ok(_) => out.extend_from_slice(line),
+                Err(_) => out.extend_from_slice(String::from_utf8_lossy(line).as_bytes()),
+            }
+            out.extend_from_slice(b"\n\n");
+        }
+    }
+    out
+}
+
 struct Stream {
     rx: broadcast::Receiver<Arc<Vec<u8>>>,
-    filter: TailFilter,
-    pending: VecDeque<String>,
+    pool: Arc<super::background::Background>,
+    /// Shared with the job filtering a frame on the tail threads; the stream waits for
+    /// each job, so the lock is never contended.
+    filter: Arc<std::sync::Mutex<TailFilter>>,
     shutdown: logferry_shared::runtime::Shutdown,
+    keep_alive: tokio::time::Interval,
     _permit: OwnedSemaphorePermit,
 }
 
 /// `GET /api/tail`.
+///
+/// Each frame is filtered and encoded on the tail threads ([`super::background`], lower
+/// CPU priority), not on the threads that serve requests: a tail reads every line the
+/// pipeline keeps, and neither ingest nor the pipeline must wait for it. When those
+/// threads have more frames than they can queue, this tail skips the frame and reports it
+/// lagged, as when it falls behind the channel.
 pub async fn tail(
     State(st): State<AdminState>,
-    q: Result<Query<TailQuery>, QueryRejection>,
+    q: Result<Query<EventQuery>, QueryRejection>,
 ) -> Response {
     let Query(q) = match q {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad query", e.body_text()),
     };
-    let filter = match TailFilter::new(q) {
-        Ok(f) => f,
+    let filter = match q.into_tail() {
+        Ok(f) => TailFilter::new(f),
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad query", e),
     };
     let Some(tx) = st.tail.clone() else {
@@ -185,41 +192,116 @@ pub async fn tail(
             format!("at most {MAX_TAILS} live tails at once"),
         );
     };
+    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    keep_alive.reset();
     let state = Stream {
         rx: tx.subscribe(),
-        filter,
-        pending: VecDeque::new(),
+        pool: st.tail_filters.clone(),
+        filter: Arc::new(std::sync::Mutex::new(filter)),
         shutdown: st.shutdown.clone(),
+        keep_alive,
         _permit: permit,
     };
-    let events = futures_util::stream::unfold(state, |mut s| async move {
+    let chunks = futures_util::stream::unfold(state, |mut s| async move {
         loop {
-            if let Some(line) = s.pending.pop_front() {
-                return Some((Ok::<Event, Infallible>(Event::default().data(line)), s));
-            }
             let received = tokio::select! {
                 r = s.rx.recv() => r,
+                _ = s.keep_alive.tick() => {
+                    return Some((Ok::<Bytes, Infallible>(Bytes::from_static(b":\n\n")), s));
+                }
                 // The stream ends at shutdown, so the admin listener can drain.
                 () = s.shutdown.wait() => return None,
             };
             match received {
                 Ok(frame) => {
-                    for line in frame.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                        if s.filter.matches(line) {
-                            s.pending
-                                .push_back(String::from_utf8_lossy(line).into_owned());
+                    let filter = s.filter.clone();
+                    let filtered = s
+                        .pool
+                        .run(move || {
+                            let mut f = filter.lock().unwrap_or_else(|e| e.into_inner());
+                            encode_matches(&mut f, &frame)
+                        })
+                        .await;
+                    match filtered {
+                        Ok(out) if out.is_empty() => {}
+                        Ok(out) => {
+                            s.keep_alive.reset();
+                            return Some((Ok(Bytes::from(out)), s));
                         }
+                        Err(RunError::Busy) => {
+                            let msg = Bytes::from_static(b"event: lagged\ndata: 1\n\n");
+                            return Some((Ok(msg), s));
+                        }
+                        // A panic while filtering ends this stream only.
+                        Err(RunError::Failed) => return None,
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
-                    let ev = Event::default().event("lagged").data(n.to_string());
-                    return Some((Ok(ev), s));
+                    let msg = format!("event: lagged\ndata: {n}\n\n");
+                    return Some((Ok(Bytes::from(msg)), s));
                 }
                 Err(RecvError::Closed) => return None,
             }
         }
     });
-    Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(chunks),
+    )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(q: &str) -> TailFilter {
+        let uri: axum::http::Uri = format!("/api/tail?{q}").parse().unwrap();
+        let Query(q) = Query::<EventQuery>::try_from_uri(&uri).unwrap();
+        TailFilter::new(q.into_tail().unwrap())
+    }
+
+    /// A line passes a tail's filters exactly when the search store would find it.
+    #[test]
+    fn lines_match_as_search_matches_them() {
+        let line = br#"{"level":"warn","message":"DB \"timeout\" on shard","host":"h1","source":{"type":"file","path":"/var/log/pods/shop_a/c/0.log"},"k8s":{"namespace":"shop"}}"#;
+        let no_level = br#"{"message":"db \"timeout\"","host":"h1"}"#;
+        for (q, hit, hit_no_level) in [
+            ("", true, true),
+            ("q=db+%22TIMEOUT%22", true, true),
+            ("q=timeout%22+on", true, false),
+            ("q=db+timeout", false, false),
+            ("level=warn", true, false),
+            ("level=error", false, false),
+            ("level=trace&host=h1", true, false),
+            ("host=h1", true, true),
+            ("host=h", false, false),
+            ("source=/var/log/pods/shop_", true, false),
+            ("source=/var/log/pods/web_", false, false),
+            ("namespace=shop&q=shard", true, false),
+            ("namespace=sho", false, false),
+        ] {
+            let mut f = filter(q);
+            assert_eq!(f.matches(line), hit, "{q}");
+            assert_eq!(f.matches(no_level), hit_no_level, "{q} (no level)");
+        }
+        assert!(!filter("level=info").matches(b"not json"));
+        assert!(filter("q=NOT").matches(b"not json"));
+    }
+
+    #[test]
+    fn a_frame_becomes_one_buffer_of_messages() {
+        let frame = b"{\"level\":\"error\",\"message\":\"a\"}\n{\"level\":\"info\",\"message\":\"b\"}\n\n{\"level\":\"fatal\",\"message\":\"c\xff\"}\n";
+        let out = encode_matches(&mut filter("level=error"), frame);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "data: {\"level\":\"error\",\"message\":\"a\"}\n\n\
+             data: {\"level\":\"fatal\",\"message\":\"c\u{fffd}\"}\n\n"
+        );
+        assert!(encode_matches(&mut filter("q=zzz"), frame).is_empty());
+    }
 }

@@ -1,9 +1,10 @@
 //! `/`: the admin web page, to search and tail logs and to see the traffic summaries,
 //! rules, agents and sinks, with a readiness badge in its header.
 //!
-//! Three static files compiled into the binary (`web/index.html`, `web/app.js`,
-//! `web/style.css`; plain HTML, CSS and JavaScript, no build step, nothing loaded from
-//! elsewhere), served at `/`, `/ui/app.js` and `/ui/style.css` without a token. The page
+//! Static files compiled into the binary (`web/index.html`, the scripts of [`SCRIPTS`]
+//! and `web/style.css`; plain HTML, CSS and JavaScript, no build step, nothing loaded
+//! from elsewhere), served at `/`, `/ui/<script>.js` and `/ui/style.css` without a
+//! token. The page
 //! itself holds no data: its script calls the JSON API under `/api/`, which checks tokens
 //! as always ([`super::auth`]). The token typed into the page is kept in the tab's
 //! `sessionStorage` and sent as `Authorization: Bearer`; live tail reads `/api/tail` with
@@ -22,8 +23,14 @@ use axum::response::{IntoResponse, Response};
 
 /// The page.
 pub const INDEX_HTML: &str = include_str!("web/index.html");
-/// Its script.
-pub const APP_JS: &str = include_str!("web/app.js");
+/// Its scripts, as (path, text), in the order the page loads them: the shared helpers,
+/// the traffic chart, the rules view, then the page's own script that wires them.
+pub const SCRIPTS: &[(&str, &str)] = &[
+    ("/ui/common.js", include_str!("web/common.js")),
+    ("/ui/chart.js", include_str!("web/chart.js")),
+    ("/ui/rules.js", include_str!("web/rules.js")),
+    ("/ui/app.js", include_str!("web/app.js")),
+];
 /// Its style sheet.
 pub const STYLE_CSS: &str = include_str!("web/style.css");
 
@@ -53,9 +60,16 @@ pub async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
-/// `GET /ui/app.js`.
-pub async fn app_js() -> Response {
-    asset("text/javascript; charset=utf-8", APP_JS)
+/// `GET /ui/<name>.js`: one of [`SCRIPTS`].
+pub fn script(path: &'static str) -> Response {
+    match SCRIPTS.iter().find(|(p, _)| *p == path) {
+        Some((_, text)) => asset("text/javascript; charset=utf-8", text),
+        None => crate::http::error(
+            axum::http::StatusCode::NOT_FOUND,
+            "not found",
+            "no such script",
+        ),
+    }
 }
 
 /// `GET /ui/style.css`.
@@ -71,7 +85,8 @@ mod tests {
     async fn assets_have_their_types_and_the_security_headers() {
         for (resp, ty) in [
             (index().await, "text/html; charset=utf-8"),
-            (app_js().await, "text/javascript; charset=utf-8"),
+            (script("/ui/app.js"), "text/javascript; charset=utf-8"),
+            (script("/ui/chart.js"), "text/javascript; charset=utf-8"),
             (style_css().await, "text/css; charset=utf-8"),
         ] {
             let h = resp.headers();
@@ -122,7 +137,29 @@ mod tests {
             "new Function",
             "EventSource",
         ] {
-            assert!(!APP_JS.contains(sink), "app.js uses {sink}");
+            for (path, text) in SCRIPTS {
+                assert!(!text.contains(sink), "{path} uses {sink}");
+            }
+        }
+    }
+
+    /// The page loads every script, in the order of [`SCRIPTS`], and nothing else.
+    #[test]
+    fn the_page_loads_each_script_in_order() {
+        let loaded: Vec<&str> = INDEX_HTML
+            .match_indices("<script src=\"")
+            .map(|(at, m)| {
+                let rest = &INDEX_HTML[at + m.len()..];
+                &rest[..rest.find('"').unwrap()]
+            })
+            .collect();
+        let served: Vec<&str> = SCRIPTS.iter().map(|(p, _)| *p).collect();
+        assert_eq!(loaded, served);
+        for (path, _) in SCRIPTS {
+            assert!(
+                super::super::ROUTES.contains(&("GET", path)),
+                "{path} is not in ROUTES"
+            );
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod otlp;
 pub mod syslog;
 pub mod web;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -182,7 +183,8 @@ pub struct InputContext {
     pub wake: Arc<Wake>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Stops listeners.
+    /// The process's shutdown: stops every input. (Each input also gets a stop signal of
+    /// its own, so a reload can stop one; see [`Inputs::reload`].)
     pub shutdown: Shutdown,
     /// What the pipeline decodes: a stored batch must stay within it.
     pub limits: DecodeLimits,
@@ -200,18 +202,45 @@ pub struct Started {
 }
 
 /// Every running input.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Inputs {
-    started: Vec<Started>,
+    ctx: InputContext,
+    running: Vec<RunningInput>,
+}
+
+/// One input that runs: the config it was started from, its own stop signal (triggered by
+/// the process's shutdown too) and its tasks.
+#[derive(Debug)]
+struct RunningInput {
+    config: InputConfig,
+    stop: Shutdown,
+    started: Started,
+}
+
+/// What [`Inputs::reload`] did, by input name.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Inputs the new config no longer has, stopped.
+    pub stopped: Vec<String>,
+    /// Inputs the new config changed, stopped and started with their new settings.
+    pub restarted: Vec<String>,
+    /// Inputs new in the config, started.
+    pub started: Vec<String>,
+    /// Inputs that could not start with their new settings, and why. A changed input that
+    /// fails runs on with its previous settings when those start again.
+    pub failed: Vec<(String, String)>,
 }
 
 impl Inputs {
-    /// Binds and starts every input; an error names the input.
+    /// Starts every input; if one fails, stops those already started and says which.
     pub async fn start(configs: &[InputConfig], ctx: &InputContext) -> anyhow::Result<Inputs> {
-        let mut inputs = Inputs::default();
+        let mut inputs = Inputs {
+            ctx: ctx.clone(),
+            running: Vec::new(),
+        };
         for (i, cfg) in configs.iter().enumerate() {
-            match cfg.start(ctx).await {
-                Ok(s) => inputs.started.push(s),
+            match inputs.start_one(cfg).await {
+                Ok(r) => inputs.running.push(r),
                 Err(e) => {
                     inputs.abort();
                     return Err(e.context(format!("inputs[{i}] ({})", cfg.name())));
@@ -221,43 +250,153 @@ impl Inputs {
         Ok(inputs)
     }
 
-    /// (name, bound address) of every input.
-    pub fn addrs(&self) -> Vec<(String, SocketAddr)> {
-        self.started
-            .iter()
-            .map(|s| (s.name.clone(), s.addr))
-            .collect()
-    }
-
-    /// Waits, after shutdown was triggered, for listeners to stop and feeds to admit what
-    /// they hold; tasks still running after [`STOP_TIMEOUT`] are aborted (logged).
-    pub async fn stop(self) {
-        let names: Vec<String> = self.started.iter().map(|s| s.name.clone()).collect();
-        let tasks: Vec<JoinHandle<()>> = self.started.into_iter().flat_map(|s| s.tasks).collect();
-        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
-        let joined = tokio::time::timeout(STOP_TIMEOUT, async {
-            for t in tasks {
-                let _ = t.await;
+    /// Starts one input with a stop signal of its own, which the process's shutdown also
+    /// triggers.
+    async fn start_one(&self, cfg: &InputConfig) -> anyhow::Result<RunningInput> {
+        let stop = Shutdown::new();
+        let process = self.ctx.shutdown.clone();
+        let linked = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = process.wait() => linked.trigger(),
+                () = linked.wait() => {}
             }
-        })
-        .await;
-        if joined.is_err() {
-            tracing::error!(inputs = ?names, "inputs did not stop in time; aborted (unadmitted messages are lost)");
-            for a in aborts {
-                a.abort();
+        });
+        let ctx = InputContext {
+            shutdown: stop.clone(),
+            ..self.ctx.clone()
+        };
+        match cfg.start(&ctx).await {
+            Ok(started) => Ok(RunningInput {
+                config: cfg.clone(),
+                stop,
+                started,
+            }),
+            Err(e) => {
+                stop.trigger();
+                Err(e)
             }
         }
     }
 
+    /// Where each input listens, by name.
+    pub fn addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.running
+            .iter()
+            .map(|r| (r.started.name.clone(), r.started.addr))
+            .collect()
+    }
+
+    /// Applies a reloaded config's inputs (SIGHUP). Inputs whose settings are unchanged
+    /// keep running untouched. Removed and changed inputs stop as at shutdown: they stop
+    /// accepting and reading, and what they read is admitted to the inbox before they are
+    /// gone, so nothing they acknowledged or read is lost. Then changed and new inputs
+    /// start. A changed input that cannot start with its new settings (a port in use, a
+    /// missing certificate) is started again with its old ones and reported in
+    /// [`Reloaded::failed`]; a new input that cannot start is only reported.
+    pub async fn reload(&mut self, configs: &[InputConfig]) -> Reloaded {
+        let mut done = Reloaded::default();
+        let mut keep = Vec::new();
+        let mut stopping = Vec::new();
+        let mut previous: HashMap<String, InputConfig> = HashMap::new();
+        for r in self.running.drain(..) {
+            let name = r.started.name.clone();
+            match configs.iter().find(|c| c.name() == name) {
+                Some(c) if same(c, &r.config) => keep.push(r),
+                Some(_) => {
+                    previous.insert(name, r.config.clone());
+                    stopping.push(r);
+                }
+                None => {
+                    done.stopped.push(name);
+                    stopping.push(r);
+                }
+            }
+        }
+        self.running = keep;
+        stop_all(stopping).await;
+        for cfg in configs {
+            let name = cfg.name();
+            if self.running.iter().any(|r| r.started.name == name) {
+                continue;
+            }
+            let old = previous.remove(&name);
+            match self.start_one(cfg).await {
+                Ok(r) => {
+                    self.running.push(r);
+                    match old {
+                        Some(_) => done.restarted.push(name),
+                        None => done.started.push(name),
+                    }
+                }
+                Err(e) => {
+                    let mut reason = format!("{e:#}");
+                    if let Some(old) = old {
+                        match self.start_one(&old).await {
+                            Ok(r) => {
+                                self.running.push(r);
+                                reason.push_str("; running on with its previous settings");
+                            }
+                            Err(e2) => reason.push_str(&format!(
+                                "; its previous settings failed too ({e2:#}): the input is stopped"
+                            )),
+                        }
+                    }
+                    done.failed.push((name, reason));
+                }
+            }
+        }
+        done
+    }
+
+    /// Stops every input and waits until each has handed what it read to the inbox,
+    /// bounded by [`STOP_TIMEOUT`].
+    pub async fn stop(self) {
+        stop_all(self.running).await;
+    }
+
     fn abort(&self) {
-        for t in self.started.iter().flat_map(|s| &s.tasks) {
-            t.abort();
+        for r in &self.running {
+            r.stop.trigger();
+            for t in &r.started.tasks {
+                t.abort();
+            }
         }
     }
 }
 
-/// Lets a repeated warning through at most once per [`LogLimiter::PERIOD`], so a flood of
-/// bad clients cannot flood the log.
+/// Whether two configs of an input are the same (configs hold no floats or maps whose
+/// order could differ, so their debug forms compare them).
+fn same(a: &InputConfig, b: &InputConfig) -> bool {
+    format!("{a:?}") == format!("{b:?}")
+}
+
+/// Triggers the inputs' stop signals and waits for their tasks, bounded by
+/// [`STOP_TIMEOUT`]; tasks still running then are aborted (logged).
+async fn stop_all(running: Vec<RunningInput>) {
+    if running.is_empty() {
+        return;
+    }
+    let names: Vec<String> = running.iter().map(|r| r.started.name.clone()).collect();
+    for r in &running {
+        r.stop.trigger();
+    }
+    let tasks: Vec<JoinHandle<()>> = running.into_iter().flat_map(|r| r.started.tasks).collect();
+    let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+    let joined = tokio::time::timeout(STOP_TIMEOUT, async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
+    .await;
+    if joined.is_err() {
+        tracing::error!(inputs = ?names, "inputs did not stop in time; aborted (unadmitted messages are lost)");
+        for a in aborts {
+            a.abort();
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct LogLimiter {
     last_s: AtomicU64,
@@ -282,3 +421,6 @@ impl LogLimiter {
             .is_ok()
     }
 }
+
+#[cfg(test)]
+mod reload_tests;

@@ -119,7 +119,10 @@ fn workers_finish_out_of_order_but_sinks_see_inbox_order() {
     assert_lines(&messages(&text), &expected(&sizes));
     assert_eq!(
         inbox.position(&format!("file:{}", out.display())).unwrap(),
-        Some(text.len() as u64)
+        Some(Position {
+            generation: 1,
+            offset: text.len() as u64
+        })
     );
 }
 
@@ -206,12 +209,12 @@ impl Sink for FlakySink {
         Ok(())
     }
 
-    fn position(&self) -> Option<u64> {
-        Some(self.data.lock().unwrap().len() as u64)
+    fn position(&self) -> Option<Position> {
+        Some(Position::at(self.data.lock().unwrap().len() as u64))
     }
 
-    fn rewind_to(&mut self, position: u64) -> std::io::Result<()> {
-        self.data.lock().unwrap().truncate(position as usize);
+    fn rewind_to(&mut self, position: Position) -> std::io::Result<()> {
+        self.data.lock().unwrap().truncate(position.offset as usize);
         Ok(())
     }
 }
@@ -255,6 +258,112 @@ fn a_failed_write_is_redone_and_every_line_lands_once_in_order() {
     );
 }
 
+/// A sink whose one write fails, after which its first rewinds fail half-way, cutting
+/// back only part of what they should (as a storage error in the middle of removing
+/// entries would).
+#[derive(Debug)]
+struct HalfRewindSink {
+    data: Arc<Mutex<Vec<u8>>>,
+    writes: usize,
+    fail_at: usize,
+    failing_rewinds: usize,
+    /// A rewind failed and none succeeded since.
+    unrewound: bool,
+    /// Writes made while `unrewound`.
+    writes_unrewound: Arc<Mutex<usize>>,
+}
+
+impl Sink for HalfRewindSink {
+    fn name(&self) -> &str {
+        "half"
+    }
+
+    fn write(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        if self.unrewound {
+            *self.writes_unrewound.lock().unwrap() += 1;
+        }
+        self.writes += 1;
+        if self.writes == self.fail_at {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.data.lock().unwrap().extend_from_slice(lines);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn position(&self) -> Option<Position> {
+        Some(Position::at(self.data.lock().unwrap().len() as u64))
+    }
+
+    fn rewind_to(&mut self, position: Position) -> std::io::Result<()> {
+        let mut data = self.data.lock().unwrap();
+        if self.failing_rewinds > 0 {
+            self.failing_rewinds -= 1;
+            let halfway = (position.offset as usize + data.len()).div_ceil(2);
+            data.truncate(halfway);
+            self.unrewound = true;
+            return Err(std::io::Error::other("storage error half-way"));
+        }
+        data.truncate(position.offset as usize);
+        self.unrewound = false;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_rewind_holds_every_write_back_until_a_rewind_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = Arc::new(Inbox::open(&dir.path().join("inbox"), 1 << 30).unwrap());
+    let sizes: Vec<(usize, usize)> = (0..20).map(|n| (n, 40 + n * 7)).collect();
+    for &(n, lines) in &sizes {
+        inbox
+            .admit("agent", "s", n as u64 + 1, &frame(n, lines))
+            .unwrap();
+    }
+    let data = Arc::new(Mutex::new(Vec::new()));
+    let writes_unrewound = Arc::new(Mutex::new(0));
+    let sink = HalfRewindSink {
+        data: data.clone(),
+        writes: 0,
+        fail_at: 9,
+        failing_rewinds: 2,
+        unrewound: false,
+        writes_unrewound: writes_unrewound.clone(),
+    };
+    // A file sink next to it must not get anything twice either.
+    let out = dir.path().join("out.jsonl");
+    let sinks: Vec<Box<dyn Sink>> = vec![
+        Box::new(sink),
+        Box::new(FileSink::open("out", &out).unwrap()),
+    ];
+    let shutdown = Shutdown::new();
+    let metrics = Arc::new(Metrics::new());
+    let (handle, wake) = start(inbox.clone(), sinks, 3, metrics.clone(), &shutdown);
+    drain_and_stop(&inbox, handle, &wake, &shutdown);
+    assert_eq!(
+        *writes_unrewound.lock().unwrap(),
+        0,
+        "written while not cut back"
+    );
+    let text = String::from_utf8(data.lock().unwrap().clone()).unwrap();
+    assert_lines(&messages(&text), &expected(&sizes));
+    let file = std::fs::read_to_string(&out).unwrap();
+    assert_lines(&messages(&file), &expected(&sizes));
+    // The failed write and the two failed rewinds.
+    assert_eq!(
+        metrics
+            .sink_errors
+            .get_or_create(&SinkLabel {
+                sink: "half".into()
+            })
+            .get(),
+        3
+    );
+}
+
 #[test]
 fn a_sink_is_cut_back_only_in_its_own_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -265,7 +374,7 @@ fn a_sink_is_cut_back_only_in_its_own_file() {
     std::fs::write(&b, vec![b'y'; 100]).unwrap();
     // A crash left 40 unrecorded bytes in a.jsonl: its recorded length is 60.
     inbox
-        .complete(&[], &[(&format!("file:{}", a.display()), 60)])
+        .complete(&[], &[(&format!("file:{}", a.display()), Position::at(60))])
         .unwrap();
 
     // The same sink name pointed at b.jsonl: b is never cut back.
@@ -284,7 +393,10 @@ fn a_sink_is_cut_back_only_in_its_own_file() {
     assert_eq!(std::fs::metadata(&b).unwrap().len(), 100);
     assert_eq!(
         inbox.position(&format!("file:{}", b.display())).unwrap(),
-        Some(100)
+        Some(Position {
+            generation: 1,
+            offset: 100
+        })
     );
 
     // Pointed back at a.jsonl: cut back to its recorded 60 bytes.

@@ -91,5 +91,5 @@ mod tests;
 
 pub use block::{NewEvent, MAX_LINE_BYTES, MAX_NAME_BYTES};
 pub use config::{SearchConfig, StoreSettings};
-pub use query::{LevelSet, Page, Query, QueryError, DEFAULT_LIMIT, MAX_LIMIT};
+pub use query::{LevelSet, Page, Query, QueryError, TextFilter, DEFAULT_LIMIT, MAX_LIMIT};
 pub use store::{EventStore, StoreStats, MAX_BLOCKS, MAX_SCAN_THREADS};

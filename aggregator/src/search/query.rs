@@ -38,6 +38,11 @@ impl LevelSet {
         LevelSet(1 << level_code(Some(level)))
     }
 
+    /// Whether an event of `level` (`None`: without one) is in the set.
+    pub fn contains(self, level: Option<Level>) -> bool {
+        self.contains_code(level_code(level))
+    }
+
     /// Whether a level code is in the set.
     pub fn contains_code(self, code: u8) -> bool {
         code < 8 && self.0 & (1 << code) != 0
@@ -164,7 +169,7 @@ impl TextFilter {
     }
 
     /// Needle length in bytes.
-    pub fn len(&self) -> usize {
+    pub fn needle_len(&self) -> usize {
         self.finder.needle().len()
     }
 
@@ -240,6 +245,8 @@ mod tests {
         assert!(LevelSet::at_least(Level::Trace).contains_code(1));
         assert!(!LevelSet::at_least(Level::Trace).contains_code(0));
         assert!(LevelSet::ALL.contains_code(0));
+        assert!(warn.contains(Some(Level::Fatal)) && !warn.contains(Some(Level::Info)));
+        assert!(!warn.contains(None) && LevelSet::ALL.contains(None));
         let error = LevelSet::only(Level::Error);
         assert_eq!(
             (0..7)

@@ -484,7 +484,7 @@ fn add_matches(
         let Some(&end) = cols.ends.get(i) else {
             break;
         };
-        if at + text.len() <= end as usize {
+        if at + text.needle_len() <= end as usize {
             s.hits[i] = true;
         }
         pos = end as usize;

@@ -2,14 +2,14 @@
 //! registered in [`build`]; nothing else needs to change to add one.
 //!
 //! Contract: `write` may buffer; after `flush` returns `Ok`, everything written before it
-//! is durable (for a file: on disk, fsynced). The pipeline records each sink's
-//! [`Sink::position`] after a flush, together with the inbox progress, and rewinds sinks
-//! to it after a crash, which makes a file sink exactly-once.
+//! is durable (for a file: on disk, fsynced, renames included). The pipeline records each
+//! sink's [`Sink::position`] after a flush, together with the inbox progress, and rewinds
+//! sinks to it after a crash, which makes a file sink exactly-once, across its rotations.
 
 pub mod cloudwatch;
 pub mod delivery;
 pub mod eventhubs;
-mod file;
+pub mod file;
 pub mod http;
 pub mod queue;
 pub mod remote;
@@ -21,6 +21,59 @@ use crate::config::SinkConfig;
 pub use file::FileSink;
 pub use stdout::StdoutSink;
 
+/// How far a sink durably got, recorded with the inbox's progress: the generation of its
+/// output (a `file` sink's rotations each start a new one; always 0 for a queue) and the
+/// offset in it (a file's length, a queue's next entry key).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    /// Which output the offset is in.
+    pub generation: u64,
+    /// How far into it.
+    pub offset: u64,
+}
+
+/// The version byte of a recorded [`Position`].
+const POSITION_VERSION: u8 = 1;
+
+impl Position {
+    /// An offset in generation 0.
+    pub fn at(offset: u64) -> Position {
+        Position {
+            generation: 0,
+            offset,
+        }
+    }
+
+    /// The stored form: the version byte, then generation and offset (u64 BE each).
+    pub fn encode(&self) -> [u8; 17] {
+        let mut out = [0u8; 17];
+        out[0] = POSITION_VERSION;
+        out[1..9].copy_from_slice(&self.generation.to_be_bytes());
+        out[9..].copy_from_slice(&self.offset.to_be_bytes());
+        out
+    }
+
+    /// Reads [`Position::encode`]'s form, and the 8-byte offset that versions before
+    /// generations recorded (generation 0); `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<Position> {
+        let u64_at = |b: &[u8]| b.try_into().ok().map(u64::from_be_bytes);
+        match bytes.len() {
+            8 => Some(Position::at(u64_at(bytes)?)),
+            17 if bytes[0] == POSITION_VERSION => Some(Position {
+                generation: u64_at(&bytes[1..9])?,
+                offset: u64_at(&bytes[9..])?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.generation, self.offset)
+    }
+}
+
 /// A destination for JSON-line events.
 pub trait Sink: Send + std::fmt::Debug {
     /// The sink's name from the config.
@@ -29,9 +82,9 @@ pub trait Sink: Send + std::fmt::Debug {
     fn write(&mut self, lines: &[u8]) -> std::io::Result<()>;
     /// Makes everything written so far durable.
     fn flush(&mut self) -> std::io::Result<()>;
-    /// A position that identifies how much is durable (a file's length), recorded with
-    /// the inbox's progress; `None` for sinks that cannot rewind (stdout).
-    fn position(&self) -> Option<u64> {
+    /// A position that identifies how much is durable (a file's generation and length),
+    /// recorded with the inbox's progress; `None` for sinks that cannot rewind (stdout).
+    fn position(&self) -> Option<Position> {
         None
     }
     /// The key the position is recorded under: what the position is a position *in*
@@ -41,12 +94,17 @@ pub trait Sink: Send + std::fmt::Debug {
         self.name().to_owned()
     }
     /// Drops whatever was written after `position` (from a crash, or a failed round).
-    fn rewind_to(&mut self, _position: u64) -> std::io::Result<()> {
+    /// Afterwards [`Sink::position`] may name the same content differently (a file sink
+    /// renumbering its generation past files it finds): the pipeline then records the new
+    /// position before writing anything. An error leaves the sink unusable until a rewind
+    /// succeeds: the pipeline writes nothing to any sink until then.
+    fn rewind_to(&mut self, _position: Position) -> std::io::Result<()> {
         Ok(())
     }
     /// `position` is now recorded with the inbox's progress (after a round, or at start
-    /// after a rewind): a queued sink may deliver what lies before it.
-    fn committed(&mut self, _position: u64) {}
+    /// after a rewind): a queued sink may deliver what lies before it, a file sink may
+    /// delete rotated files beyond `keep` that lie before it.
+    fn committed(&mut self, _position: Position) {}
     /// False while the sink cannot take more (a full queue with `when_full = "block"`):
     /// the pipeline then takes no new batches, which pushes back to ingest.
     fn ready(&self) -> bool {
@@ -292,9 +350,9 @@ pub struct Built {
 pub fn build(name: &str, config: &SinkConfig, ctx: &BuildContext<'_>) -> anyhow::Result<Built> {
     use anyhow::Context;
     let deliver: Box<dyn remote::Deliver> = match config {
-        SinkConfig::File { path } => {
+        SinkConfig::File(c) => {
             return Ok(Built {
-                sink: Box::new(FileSink::open(name, path)?),
+                sink: Box::new(FileSink::new(name, c)?),
                 queue: None,
                 delivery: None,
             })

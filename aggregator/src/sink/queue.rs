@@ -44,7 +44,7 @@ use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 use super::remote::{Outcome, Pending};
-use super::Sink;
+use super::{Position, Sink};
 
 /// `[sinks.NAME.queue]`: the sink's own durable queue.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -91,6 +91,29 @@ pub struct RetryConfig {
     /// The longest wait.
     #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
+}
+
+impl RetryConfig {
+    /// Checks the waits: (the key at fault, what is wrong) when they make no sense.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.initial_backoff.is_zero() {
+            return Err(("initial_backoff", "must be more than 0".to_owned()));
+        }
+        if self.max_backoff.is_zero() {
+            return Err(("max_backoff", "must be more than 0".to_owned()));
+        }
+        if self.initial_backoff > self.max_backoff {
+            return Err((
+                "initial_backoff",
+                format!(
+                    "{} is longer than max_backoff ({})",
+                    humantime::format_duration(self.initial_backoff),
+                    humantime::format_duration(self.max_backoff)
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for RetryConfig {
@@ -439,19 +462,25 @@ impl SinkQueue {
     }
 
     /// Removes every entry at or after `position` (never committed, so never delivered)
-    /// and makes `position` the committed one.
+    /// and makes `position` the committed one. The entries go in one atomic batch: an
+    /// error removes none of them and changes nothing here, and the pipeline writes
+    /// nothing until a later rewind succeeds.
     pub fn rewind_to(&self, position: u64) -> Result<(), QueueError> {
         let mut st = self.state();
-        let mut removed = 0;
+        let mut batch = sled::Batch::default();
+        let (mut removed, mut bytes, mut events) = (0u64, 0u64, 0u64);
         for item in self.entries.range(be(position)..) {
             let (k, v) = item?;
             let n = parse_entry(key_of(&k), &v).map_or(0, |(_, n, _)| n);
-            self.entries.remove(&k)?;
-            st.bytes = st.bytes.saturating_sub(v.len() as u64);
-            st.events = st.events.saturating_sub(u64::from(n));
+            batch.remove(k);
+            bytes += v.len() as u64;
+            events += u64::from(n);
             removed += 1;
         }
         if removed > 0 {
+            self.entries.apply_batch(batch)?;
+            st.bytes = st.bytes.saturating_sub(bytes);
+            st.events = st.events.saturating_sub(events);
             st.oldest_ms = self.first_entry_ms()?;
             tracing::info!(sink = %self.name, entries = removed, "cut the sink queue back to its recorded position");
         }
@@ -741,24 +770,24 @@ impl Sink for QueueSink {
         self.queue.flush().map_err(std::io::Error::other)
     }
 
-    fn position(&self) -> Option<u64> {
-        Some(self.queue.position())
+    fn position(&self) -> Option<Position> {
+        Some(Position::at(self.queue.position()))
     }
 
     fn position_key(&self) -> String {
         format!("queue/{}", self.queue.name())
     }
 
-    fn rewind_to(&mut self, position: u64) -> std::io::Result<()> {
+    fn rewind_to(&mut self, position: Position) -> std::io::Result<()> {
         self.buf.clear();
         self.events = 0;
         self.queue
-            .rewind_to(position)
+            .rewind_to(position.offset)
             .map_err(std::io::Error::other)
     }
 
-    fn committed(&mut self, position: u64) {
-        self.queue.commit(position);
+    fn committed(&mut self, position: Position) {
+        self.queue.commit(position.offset);
     }
 
     fn ready(&self) -> bool {

@@ -160,6 +160,9 @@ struct StubState {
     max_request_bytes: usize,
     /// Fixed answers for operations other than `PutLogEvents` (default: success).
     others: HashMap<String, Reply>,
+    /// `PutLogEvents` requests with an event holding this text get
+    /// `InvalidParameterException`.
+    invalid_containing: Option<String>,
 }
 
 /// The stub server; stops on drop.
@@ -201,6 +204,12 @@ impl Stub {
             .unwrap()
             .others
             .insert(operation.to_owned(), reply);
+    }
+
+    /// Answers every later `PutLogEvents` that has an event holding `text` with HTTP 400
+    /// `InvalidParameterException`, as CloudWatch does for a request it will not take.
+    pub fn invalid_containing(&self, text: &str) {
+        self.state.lock().unwrap().invalid_containing = Some(text.to_owned());
     }
 
     /// How many calls of `operation` arrived.
@@ -273,6 +282,17 @@ async fn handle(
                 Some(Reply::NotFound) => error(400, "ResourceNotFoundException", "no group"),
                 _ => ok(json!({})),
             };
+        }
+        if let Some(text) = &st.invalid_containing {
+            let events = request["logEvents"].as_array();
+            let bad = events.into_iter().flatten().any(|e| {
+                e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(text.as_str()))
+            });
+            if bad {
+                return error(400, "InvalidParameterException", "Log event is malformed");
+            }
         }
         st.script.pop_front().unwrap_or(Reply::Ok)
     };

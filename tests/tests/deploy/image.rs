@@ -55,15 +55,48 @@ fn container_recipe_lints_clean_and_covers_the_workspace() {
         .lines()
         .find_map(|l| l.strip_prefix("members = "))
         .expect("workspace members");
-    for member in members.trim_matches(['[', ']']).split(',') {
-        let member = member.trim().trim_matches('"');
+    // Every directory the build reads: the workspace members and the crates that
+    // `[patch.crates-io]` builds from a path (vendored fixes).
+    let mut dirs: Vec<String> = members
+        .trim_matches(['[', ']'])
+        .split(',')
+        .map(|m| m.trim().trim_matches('"').to_string())
+        .collect();
+    let patch = cargo
+        .split("\n[patch.crates-io]\n")
+        .nth(1)
+        .map(|rest| rest.split("\n[").next().unwrap_or(rest))
+        .unwrap_or("");
+    let patched: Vec<String> = patch
+        .lines()
+        .filter_map(|l| l.split_once("path = \"").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split_once('"').map(|(path, _)| path.to_string()))
+        .collect();
+    assert!(
+        patch.lines().filter(|l| l.contains(" = {")).count() == patched.len(),
+        "every patched crate comes from a path in the workspace: {patch}"
+    );
+    dirs.extend(patched);
+    // A directory is in the build context when it or one of its parents is copied (and
+    // let through by the dockerignore): `COPY tests tests` covers `tests/eventhubs-peer`.
+    let covered = |dir: &str, listed: &dyn Fn(&str) -> bool| {
+        let mut at = Some(dir);
+        while let Some(d) = at {
+            if listed(d) {
+                return true;
+            }
+            at = d.rsplit_once('/').map(|(parent, _)| parent);
+        }
+        false
+    };
+    for dir in &dirs {
         assert!(
-            text.lines().any(|l| l == format!("COPY {member} {member}")),
-            "the Dockerfile's build stage does not copy workspace member {member}"
+            covered(dir, &|d| text.lines().any(|l| l == format!("COPY {d} {d}"))),
+            "the Dockerfile's build stage does not copy {dir} (nor a parent of it)"
         );
         assert!(
-            ignore.lines().any(|l| l == format!("!{member}/")),
-            "Dockerfile.dockerignore keeps workspace member {member} out"
+            covered(dir, &|d| ignore.lines().any(|l| l == format!("!{d}/"))),
+            "Dockerfile.dockerignore keeps {dir} out"
         );
     }
 }

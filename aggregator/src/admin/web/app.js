@@ -1,98 +1,16 @@
-// The admin web page: search, live tail, stats, rules, agents and sinks over the admin
-// API. Every value from the API goes into the DOM as text (textContent, text nodes,
-// form values): log lines are hostile input, and this file never parses HTML.
+// The admin web page: search, live tail, stats, agents and sinks over the admin API,
+// with the helpers of common.js, the chart of chart.js and the rules view of rules.js.
+// Every value from the API goes into the DOM as text (textContent, text nodes, form
+// values): log lines are hostile input, and this file never parses HTML.
 "use strict";
 
 (function () {
-  const TOKEN_KEY = "logferry.admin.token";
-  const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"];
+  const { TOKEN_KEY, LEVELS, $, el, clear, setStatus, token, headers, ApiError, api, str } = window.LogferryCommon;
 
-  const $ = (id) => document.getElementById(id);
-
-  // An element with attributes/properties and children (strings become text nodes).
-  function el(tag, props, ...children) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(props || {})) {
-      if (k === "class") e.className = v;
-      else if (k === "data") Object.assign(e.dataset, v);
-      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-      else e[k] = v;
-    }
-    for (const c of children) {
-      if (c === null || c === undefined) continue;
-      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    }
-    return e;
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-  }
-
-  function setStatus(id, text, isError) {
-    const s = $(id);
-    s.textContent = text;
-    s.classList.toggle("error", Boolean(isError));
-  }
-
-  // ---- auth and fetch ----
-
-  function token() {
-    try {
-      return sessionStorage.getItem(TOKEN_KEY) || "";
-    } catch (_) {
-      return "";
-    }
-  }
-
-  function headers(extra) {
-    const h = Object.assign({}, extra || {});
-    const t = token();
-    if (t) h["Authorization"] = "Bearer " + t;
-    return h;
-  }
-
-  class ApiError extends Error {
-    constructor(status, body) {
-      let msg = "HTTP " + status;
-      if (body && typeof body === "object" && body.error) {
-        msg += ": " + body.error;
-        if (body.detail !== undefined && body.detail !== null) {
-          msg += ": " + (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail));
-        }
-      } else if (typeof body === "string" && body) {
-        msg += ": " + body.slice(0, 500);
-      }
-      if (status === 401) msg += " (enter a token above)";
-      super(msg);
-      this.status = status;
-      this.body = body;
-    }
-  }
-
-  async function api(method, path, body) {
-    const init = { method, headers: headers(), cache: "no-store", credentials: "omit" };
-    if (body !== undefined) {
-      init.body = body;
-      init.headers["Content-Type"] = "application/json";
-    }
-    const resp = await fetch(path, init);
-    const text = await resp.text();
-    let json = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch (_) {
-      json = text;
-    }
-    if (!resp.ok) throw new ApiError(resp.status, json);
-    return json;
-  }
-
-  // ---- formatting ----
-
-  function str(v) {
-    if (v === null || v === undefined) return "";
-    return typeof v === "string" ? v : JSON.stringify(v);
+  // The level's name as the page colours it: one of LEVELS, else "unknown".
+  function levelName(ev) {
+    const l = String((ev && ev.level) || "").toLowerCase();
+    return LEVELS.includes(l) ? l : "unknown";
   }
 
   function eventCells(ev) {
@@ -100,17 +18,28 @@
     const level = str(ev.level);
     return [
       el("td", { class: "ts" }, str(ev.timestamp)),
-      el("td", { class: "level", data: { level } }, level),
+      el("td", { class: "level", data: { level } }, el("span", { class: "badge" }, level)),
       el("td", { class: "host" }, str(ev.host)),
       el("td", { class: "source" }, str(source)),
       el("td", { class: "message" }, str(ev.message)),
     ];
   }
 
-  // An event row; clicking it shows or hides the full JSON in a row below.
+  // The event each row shows, for the click that opens it (one listener per table).
+  const rowEvents = new WeakMap();
+
+  // An event row, coloured by its level (class level-<name>).
   function eventRow(ev) {
-    const tr = el("tr", { class: "event", title: "click for the full event" }, ...eventCells(ev));
-    tr.addEventListener("click", () => {
+    const tr = el("tr", { class: "event level-" + levelName(ev), title: "click for the full event" }, ...eventCells(ev));
+    rowEvents.set(tr, ev);
+    return tr;
+  }
+
+  // Clicking a row of `tbody` shows or hides the full JSON in a row below it.
+  function openRowsOnClick(tbody) {
+    tbody.addEventListener("click", (e) => {
+      const tr = e.target instanceof Element ? e.target.closest("tr.event") : null;
+      if (!tr || !rowEvents.has(tr)) return;
       const next = tr.nextElementSibling;
       if (next && next.classList.contains("detail")) {
         next.remove();
@@ -118,10 +47,9 @@
         return;
       }
       tr.classList.add("open");
-      const pre = el("pre", { class: "json" }, JSON.stringify(ev, null, 2));
+      const pre = el("pre", { class: "json" }, JSON.stringify(rowEvents.get(tr), null, 2));
       tr.after(el("tr", { class: "detail" }, el("td", { colSpan: 5 }, pre)));
     });
-    return tr;
   }
 
   // The checked levels, and the `level` query value (the lowest checked; the API answers
@@ -181,6 +109,10 @@
 
   // ---- search ----
 
+  // Most result rows the page keeps: "More" stops there (narrow the search instead).
+  // Rows are real table rows, so the browser's find, selection and copy work on all
+  // of them; 10,000 render in well under a second.
+  const MAX_SEARCH_ROWS = 10000;
   const search = { params: null, filter: null, cursor: null, shown: 0, hidden: 0 };
 
   async function runSearch(more) {
@@ -204,24 +136,38 @@
     }
     const p = new URLSearchParams(search.params);
     if (more && search.cursor) p.set("cursor", search.cursor);
+    const room = MAX_SEARCH_ROWS - search.shown;
+    if (Number(p.get("limit") || 100) > room) p.set("limit", String(Math.max(1, room)));
     setStatus("search-status", "searching…");
     $("search-more").hidden = true;
     try {
       const page = await api("GET", "/api/logs?" + p.toString());
       const events = (Array.isArray(page.events) ? page.events : []).filter((ev) => ev && typeof ev === "object");
+      // Rows are built off the page and added at once; the time to build, add and lay
+      // them out is kept on the table (data-render-ms) for whoever measures the page.
+      const started = performance.now();
+      const rows = document.createDocumentFragment();
       for (const ev of events) {
+        if (search.shown >= MAX_SEARCH_ROWS) break;
         if (levelOk(search.filter, ev)) {
-          body.append(eventRow(ev));
+          rows.append(eventRow(ev));
           search.shown++;
         } else {
           search.hidden++;
         }
       }
+      body.append(rows);
+      void body.offsetHeight;
+      const table = $("search-results");
+      table.dataset.renderMs = (performance.now() - started).toFixed(1);
+      table.dataset.rows = String(search.shown);
       search.cursor = page.next_cursor || null;
-      $("search-more").hidden = !search.cursor;
+      const full = search.shown >= MAX_SEARCH_ROWS;
+      $("search-more").hidden = !search.cursor || full;
       let msg = search.shown + (search.shown === 1 ? " event" : " events");
       if (search.hidden) msg += " (" + search.hidden + " of other levels not shown)";
-      if (search.cursor) msg += "; more available";
+      if (search.cursor && full) msg += "; the page shows at most " + MAX_SEARCH_ROWS + ": narrow the search or the time range";
+      else if (search.cursor) msg += "; more available";
       setStatus("search-status", msg);
     } catch (e) {
       setStatus("search-status", e.message, true);
@@ -230,7 +176,9 @@
 
   // ---- live tail ----
 
-  const tail = { controller: null, lagged: 0, count: 0 };
+  // Tailed rows wait here and are added together a few times a second, so a burst of
+  // events costs one layout, not one per event; never more than the kept lines wait.
+  const tail = { controller: null, lagged: 0, count: 0, rows: 0, pending: [], timer: null };
 
   function tailSetRunning(running, text) {
     $("tail-start").disabled = running;
@@ -238,20 +186,39 @@
     setStatus("tail-status", text, false);
   }
 
+  function tailKeep() {
+    return Math.max(10, Math.min(10000, Number($("tail-keep").value) || 500));
+  }
+
   function tailAppend(ev, filter) {
     if (!levelOk(filter, ev)) return;
-    const body = $("tail-results").tBodies[0];
-    body.append(eventRow(ev));
     tail.count++;
-    const keep = Math.max(10, Math.min(10000, Number($("tail-keep").value) || 500));
+    tail.pending.push(ev);
+    const keep = tailKeep();
+    if (tail.pending.length > keep) tail.pending.splice(0, tail.pending.length - keep);
+    if (tail.timer === null) tail.timer = setTimeout(tailFlush, 100);
+  }
+
+  // Adds the waiting rows and removes the oldest beyond the lines kept.
+  function tailFlush() {
+    if (tail.timer !== null) clearTimeout(tail.timer);
+    tail.timer = null;
+    const body = $("tail-results").tBodies[0];
+    const rows = document.createDocumentFragment();
+    for (const ev of tail.pending) rows.append(eventRow(ev));
+    tail.rows += tail.pending.length;
+    tail.pending = [];
+    body.append(rows);
+    const keep = tailKeep();
     // Each event is a row, plus a detail row when opened.
-    while (body.querySelectorAll("tr.event").length > keep) {
+    while (tail.rows > keep && body.firstElementChild) {
       const first = body.firstElementChild;
       const second = first.nextElementSibling;
       first.remove();
       if (second && second.classList.contains("detail")) second.remove();
+      tail.rows--;
     }
-    setStatus("tail-status", "live: " + tail.count + " received", false);
+    if (tail.controller) setStatus("tail-status", "live: " + tail.count + " received", false);
   }
 
   // One SSE message (the lines of a block between blank lines).
@@ -297,6 +264,10 @@
     tail.controller = controller;
     tail.lagged = 0;
     tail.count = 0;
+    tail.rows = 0;
+    tail.pending = [];
+    if (tail.timer !== null) clearTimeout(tail.timer);
+    tail.timer = null;
     $("tail-lagged").textContent = "";
     clear($("tail-results").tBodies[0]);
     tailSetRunning(true, "connecting…");
@@ -333,6 +304,7 @@
       }
       if (tail.controller === controller) {
         tail.controller = null;
+        tailFlush();
         tailSetRunning(false, "ended by the server (" + tail.count + " received)");
       }
     } catch (e) {
@@ -352,6 +324,7 @@
     if (!c) return;
     tail.controller = null;
     c.abort();
+    tailFlush();
     tailSetRunning(false, "stopped (" + tail.count + " received)");
   }
 
@@ -380,6 +353,7 @@
     const out = $("stats-body");
     try {
       const s = await api("GET", "/api/stats");
+      if (window.LogferryChart) window.LogferryChart.draw($("traffic-chart"), s.traffic || {});
       clear(out);
       const t = (s.traffic && s.traffic.total) || {};
       const levels = t.levels || {};
@@ -403,6 +377,11 @@
     } catch (e) {
       setStatus("stats-status", e.message, true);
     }
+  }
+
+  // While the stats are shown and "auto" is ticked, they are fetched again every 5 s.
+  function statsAutoRefresh() {
+    if ($("stats-auto").checked && !$("tab-stats").hidden && !document.hidden) loadStats();
   }
 
   // ---- generic tables (agents, sinks) ----
@@ -448,101 +427,6 @@
     }
   }
 
-  // ---- rules ----
-
-  const rules = { editing: null };
-  const RULE_TEMPLATE = {
-    name: "my-rule",
-    enabled: true,
-    when: { field: "level", gte: "error" },
-    actions: [{ type: "tag", tags: ["error"] }],
-  };
-
-  function editRule(rule) {
-    rules.editing = rule ? rule.name : null;
-    $("rule-text").value = JSON.stringify(rule || RULE_TEMPLATE, null, 2);
-    $("rule-save").disabled = !rule;
-    $("rule-editor-title").textContent = rule ? "Edit rule " + rule.name : "New rule";
-    $("rule-error").textContent = "";
-  }
-
-  async function deleteRule(name, button) {
-    if (button.dataset.confirm !== "yes") {
-      button.dataset.confirm = "yes";
-      button.textContent = "Confirm delete";
-      return;
-    }
-    try {
-      await api("DELETE", "/api/rules/" + encodeURIComponent(name));
-      $("rule-error").textContent = "";
-      if (rules.editing === name) editRule(null);
-      setStatus("rules-status", "deleted " + name);
-      await loadRules(true);
-    } catch (e) {
-      $("rule-error").textContent = e.message;
-    }
-  }
-
-  async function loadRules(keepStatus) {
-    if (!keepStatus) setStatus("rules-status", "loading…");
-    try {
-      const r = await api("GET", "/api/rules");
-      const tbody = $("rules-list").tBodies[0];
-      clear(tbody);
-      for (const v of Array.isArray(r.rules) ? r.rules : []) {
-        const rule = v.rule || {};
-        const st = v.stats || {};
-        const name = str(rule.name);
-        const del = el("button", { type: "button", class: "rule-delete" }, "Delete");
-        del.addEventListener("click", () => deleteRule(name, del));
-        const edit = el("button", { type: "button", class: "rule-edit" }, "Edit");
-        edit.addEventListener("click", () => editRule(rule));
-        const firing = Array.isArray(st.firing) ? st.firing.length : 0;
-        tbody.append(
-          el("tr", { data: { rule: name } },
-            el("td", {}, str(v.position)),
-            el("td", { class: "name" }, name),
-            el("td", {}, rule.enabled === false ? "no" : "yes"),
-            el("td", { class: "num" }, str(st.matched || 0)),
-            el("td", { class: "num" }, str(st.dropped || 0)),
-            el("td", { class: "num" }, str(st.redacted || 0)),
-            el("td", { class: "num" }, String(firing)),
-            el("td", {}, edit, " ", del)),
-        );
-      }
-      const origin = r.origin && typeof r.origin === "object" ? JSON.stringify(r.origin) : str(r.origin);
-      if (!keepStatus) setStatus("rules-status", (r.rules || []).length + " rules; origin " + origin);
-    } catch (e) {
-      setStatus("rules-status", e.message, true);
-    }
-  }
-
-  async function submitRule(replace) {
-    const text = $("rule-text").value;
-    const out = $("rule-error");
-    out.textContent = "";
-    try {
-      JSON.parse(text);
-    } catch (e) {
-      out.textContent = "not valid JSON: " + e.message;
-      return;
-    }
-    try {
-      let v;
-      if (replace && rules.editing !== null) {
-        v = await api("PUT", "/api/rules/" + encodeURIComponent(rules.editing), text);
-      } else {
-        v = await api("POST", "/api/rules", text);
-      }
-      const name = v && v.rule ? str(v.rule.name) : str(v && v.name);
-      setStatus("rules-status", (replace ? "replaced " : "added ") + name);
-      editRule(v && v.rule ? v.rule : null);
-      await loadRules(true);
-    } catch (e) {
-      out.textContent = e.message;
-    }
-  }
-
   // ---- wiring ----
 
   function tokenState() {
@@ -552,7 +436,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
     loaders.stats = loadStats;
-    loaders.rules = () => loadRules(false);
+    loaders.rules = () => window.LogferryRules.load(false);
     loaders.agents = loadAgents;
     loaders.sinks = loadSinks;
 
@@ -588,14 +472,12 @@
     $("tail-stop").addEventListener("click", stopTail);
 
     $("stats-refresh").addEventListener("click", loadStats);
+    setInterval(statsAutoRefresh, 5000);
+    openRowsOnClick($("search-results").tBodies[0]);
+    openRowsOnClick($("tail-results").tBodies[0]);
     $("agents-refresh").addEventListener("click", loadAgents);
     $("sinks-refresh").addEventListener("click", loadSinks);
-    $("rules-refresh").addEventListener("click", () => loadRules(false));
-    $("rule-add").addEventListener("click", () => submitRule(false));
-    $("rule-save").addEventListener("click", () => submitRule(true));
-    $("rule-new").addEventListener("click", () => editRule(null));
-
-    editRule(null);
+    window.LogferryRules.wire();
     tokenState();
     health();
     setInterval(health, 10000);

@@ -31,15 +31,22 @@
 //!   and stream are created and the request is sent again once, at once; with `create =
 //!   false` it is [`FailureKind::Refused`] (an operator has to create them).
 //!
+//! - `InvalidParameterException` (or HTTP 413) for a request: the service will not take
+//!   something in it. The request is split in halves, and the halves sent in order, until
+//!   the event at fault is alone; that event is rejected (to the dead-letter store, with
+//!   the service's answer, counted as `invalid`) and every other event is delivered. One
+//!   bad event never blocks its queue.
+//! - Credentials and permissions (`AccessDeniedException`, `UnrecognizedClientException`,
+//!   invalid or expired tokens, signatures), any other 4xx, and a missing region or
+//!   credentials: [`FailureKind::Refused`]: retried with the longest backoff, never
+//!   dropped.
+//!
 //! With `create = true`, a new stream is created before its first request, and its group
 //! too unless already seen. Creating a group without the permission is not an error by
 //! itself (groups are often managed elsewhere): only if the stream then finds no group.
 //! Failing to set the retention of a new group is logged as an error and the events are
-//! sent anyway.
-//! - Credentials and permissions (`AccessDeniedException`, `UnrecognizedClientException`,
-//!   invalid or expired tokens, signatures), any other 4xx such as
-//!   `InvalidParameterException`, and a missing region or credentials:
-//!   [`FailureKind::Refused`]: retried with the longest backoff, never dropped.
+//! sent anyway; it is tried again on later uses of the group, after a wait that doubles
+//! from `retry.initial_backoff` to `retry.max_backoff`, until it succeeds.
 //!
 //! When several streams fail in one call, the error returned is the most serious one
 //! (refused, then unavailable, then throttled), with the number of failed streams.
@@ -61,139 +68,32 @@
 //! rest of the process (the SDK's default client would bring aws-lc-rs).
 
 pub mod batcher;
+mod config;
+mod errors;
+mod resources;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_cloudwatchlogs::config::{Credentials, Region};
-use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 use futures_util::StreamExt;
-use serde::Deserialize;
 use serde_json::Value;
 
-use self::batcher::{EventIn, OutOfRange, Oversize, Piece, Plan, Policy, StreamPlan, TimeWindow};
-use super::queue::{QueueConfig, RetryConfig};
+use self::batcher::{EventIn, Piece, Plan, Policy, StreamPlan, TimeWindow};
+pub use self::config::{CloudWatchConfig, MAX_CONCURRENCY, RETENTION_DAYS};
+use self::errors::{classify, worst, Failure};
+use self::resources::Known;
 use super::remote::{Adjustments, BoxFuture, Deliver, DeliverError, FailureKind, Outcome, Pending};
-use super::template::{event_millis, Template};
+use super::template::event_millis;
 
-/// Retention periods CloudWatch Logs accepts, in days (`PutRetentionPolicy`).
-pub const RETENTION_DAYS: [u32; 22] = [
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-    3288, 3653,
-];
+/// Most characters of the service's answer kept in a dead letter's reason.
+const MAX_REASON_CHARS: usize = 300;
 
 /// Most partly delivered split events remembered (see [`CloudWatchSink`]).
 const MAX_PARTIAL: usize = 1024;
-
-/// Most streams sending at once that [`CloudWatchConfig::concurrency`] allows.
-pub const MAX_CONCURRENCY: usize = 64;
-
-/// `[sinks.NAME]` with `type = "cloudwatch_logs"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CloudWatchConfig {
-    /// Log group name template, e.g. `/logferry/{k8s.namespace}`. Characters a group
-    /// name may not have become `_`, names are cut to 512 bytes
-    /// ([`batcher::group_name`]).
-    pub group: Template,
-    /// Log stream name template, e.g. `{host}/{source.path}`. `:` and `*` become `_`,
-    /// names are cut to 512 bytes ([`batcher::stream_name`]).
-    pub stream: Template,
-    /// Create missing log groups (with `retention_days`) and streams, on first use and
-    /// when the service says one does not exist (default true). Needs the permissions
-    /// `logs:CreateLogGroup`, `logs:CreateLogStream` and `logs:PutRetentionPolicy`.
-    #[serde(default = "yes")]
-    pub create: bool,
-    /// Retention set on the groups this sink creates, in days; one of [`RETENTION_DAYS`].
-    /// None (default): never expire. It also narrows the age of events that are sent.
-    #[serde(default)]
-    pub retention_days: Option<u32>,
-    /// AWS region; default: the standard chain (`AWS_REGION`, profile, instance metadata).
-    #[serde(default)]
-    pub region: Option<String>,
-    /// Endpoint URL instead of the region's (VPC endpoints, local emulators).
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// Most log streams with a request in flight at once (default 4, 1 to 64). Requests to
-    /// one stream are always sent one at a time, in order.
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
-    /// Longest time one request may take, connection included (default 30s).
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Messages over 1,048,550 bytes: `truncate` (default) or `split`.
-    #[serde(default)]
-    pub oversize: Oversize,
-    /// Events older than 14 days or the retention: `drop` (default; rejected, to the
-    /// dead-letter store) or `clamp` (sent with the oldest accepted timestamp).
-    #[serde(default)]
-    pub too_old: OutOfRange,
-    /// Events more than 2 hours ahead: `drop` (default) or `clamp` (sent with the current
-    /// time).
-    #[serde(default)]
-    pub too_new: OutOfRange,
-    /// The sink's durable queue.
-    #[serde(default)]
-    pub queue: QueueConfig,
-    /// Backoff between failed deliveries.
-    #[serde(default)]
-    pub retry: RetryConfig,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_concurrency() -> usize {
-    4
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
-impl CloudWatchConfig {
-    /// Checks what serde cannot: the retention, the concurrency, the endpoint and region.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if let Some(days) = self.retention_days {
-            if !RETENTION_DAYS.contains(&days) {
-                anyhow::bail!(
-                    "retention_days = {days} is not a retention CloudWatch Logs accepts: one of {RETENTION_DAYS:?}"
-                );
-            }
-        }
-        if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
-            anyhow::bail!(
-                "concurrency = {} must be between 1 and {MAX_CONCURRENCY}",
-                self.concurrency
-            );
-        }
-        if self.timeout.is_zero() {
-            anyhow::bail!("timeout must be more than 0");
-        }
-        if let Some(endpoint) = &self.endpoint {
-            let uri: http::Uri = endpoint
-                .parse()
-                .map_err(|e| anyhow::anyhow!("endpoint {endpoint:?} is not a URL: {e}"))?;
-            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                anyhow::bail!("endpoint {endpoint:?} must be an http:// or https:// URL");
-            }
-        }
-        if let Some(region) = &self.region {
-            if region.is_empty()
-                || !region
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
-            {
-                anyhow::bail!("region {region:?} is not a region name");
-            }
-        }
-        Ok(())
-    }
-}
 
 /// The CloudWatch Logs sink. See the module docs.
 pub struct CloudWatchSink {
@@ -207,12 +107,6 @@ pub struct CloudWatchSink {
     known: Mutex<Known>,
     /// Split events partly delivered: (hash, length) of the line -> pieces delivered.
     partial: HashMap<(u128, usize), usize>,
-}
-
-#[derive(Debug, Default)]
-struct Known {
-    groups: HashSet<String>,
-    streams: HashSet<(String, String)>,
 }
 
 impl std::fmt::Debug for CloudWatchSink {
@@ -415,129 +309,55 @@ impl CloudWatchSink {
                 return out;
             }
         }
+        self.retry_retention(client, &group).await;
         for request in requests {
-            match self.put(client, &group, &stream, &request).await {
-                Ok(rejected) => {
-                    for (i, piece) in request.iter().enumerate() {
-                        let verdict = match rejected.verdict(i) {
-                            None => PieceVerdict::Accepted,
-                            Some(reason) => PieceVerdict::Rejected(
-                                reason,
-                                format!(
-                                    "CloudWatch Logs rejected the event ({}): timestamp {}",
-                                    reason.replace('_', " "),
-                                    piece.timestamp
+            // Parts of the request still to send, the next last; a request the service
+            // finds invalid is split in halves until the event at fault is alone.
+            let mut todo = vec![request];
+            while let Some(mut part) = todo.pop() {
+                match self.put(client, &group, &stream, &part).await {
+                    Ok(Put::Taken(rejected)) => {
+                        for (i, piece) in part.iter().enumerate() {
+                            let verdict = match rejected.verdict(i) {
+                                None => PieceVerdict::Accepted,
+                                Some(reason) => PieceVerdict::Rejected(
+                                    reason,
+                                    format!(
+                                        "CloudWatch Logs rejected the event ({}): timestamp {}",
+                                        reason.replace('_', " "),
+                                        piece.timestamp
+                                    ),
                                 ),
-                            ),
-                        };
-                        out.pieces.push((piece.index, verdict));
+                            };
+                            out.pieces.push((piece.index, verdict));
+                        }
                     }
-                }
-                Err(e) => {
-                    out.error = Some(DeliverError {
-                        message: format!("{group} / {stream}: {}", e.message),
-                        ..e
-                    });
-                    break;
+                    Ok(Put::Invalid(message)) if part.len() == 1 => {
+                        let said: String = message.chars().take(MAX_REASON_CHARS).collect();
+                        out.pieces.push((
+                            part[0].index,
+                            PieceVerdict::Rejected(
+                                "invalid",
+                                format!("CloudWatch Logs refused the event: {said}"),
+                            ),
+                        ));
+                    }
+                    Ok(Put::Invalid(_)) => {
+                        let second = part.split_off(part.len() / 2);
+                        todo.push(second);
+                        todo.push(part);
+                    }
+                    Err(e) => {
+                        out.error = Some(DeliverError {
+                            message: format!("{group} / {stream}: {}", e.message),
+                            ..e
+                        });
+                        return out;
+                    }
                 }
             }
         }
         out
-    }
-
-    fn is_known(&self, group: &str, stream: &str) -> bool {
-        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-        known
-            .streams
-            .contains(&(group.to_owned(), stream.to_owned()))
-    }
-
-    fn forget(&self, group: &str, stream: &str) {
-        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-        known.groups.remove(group);
-        known.streams.remove(&(group.to_owned(), stream.to_owned()));
-    }
-
-    /// Creates the group (setting its retention) unless known, then the stream; either
-    /// existing already is fine. When the stream cannot be created because the group is
-    /// gone (deleted since it was seen), the group is created again, once.
-    ///
-    /// A group that may not be created (no `logs:CreateLogGroup` permission, common when
-    /// groups are managed elsewhere) is only an error if the stream then finds no group.
-    async fn create(&self, client: &Client, group: &str, stream: &str) -> Result<(), DeliverError> {
-        let mut group_recreated = false;
-        let mut group_refused: Option<DeliverError> = None;
-        loop {
-            let group_known = {
-                let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-                known.groups.contains(group)
-            };
-            if !group_known {
-                match self.create_group(client, group).await {
-                    Ok(()) => {}
-                    Err(e) if e.kind == FailureKind::Refused => group_refused = Some(e),
-                    Err(e) => return Err(e),
-                }
-            }
-            let created = client
-                .create_log_stream()
-                .log_group_name(group)
-                .log_stream_name(stream)
-                .send()
-                .await;
-            match created {
-                Ok(_) => {}
-                Err(e) if already_exists(&e) => {}
-                Err(e) => match classify(&e, "CreateLogStream") {
-                    Failure::NotFound(message) => match group_refused.take() {
-                        Some(refused) => {
-                            return Err(DeliverError {
-                                message: format!("{}; {message}", refused.message),
-                                ..refused
-                            })
-                        }
-                        None if !group_recreated => {
-                            group_recreated = true;
-                            self.forget(group, stream);
-                            continue;
-                        }
-                        None => return Err(Failure::NotFound(message).into_error(true)),
-                    },
-                    failure => return Err(failure.into_error(self.config.create)),
-                },
-            }
-            let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-            known.streams.insert((group.to_owned(), stream.to_owned()));
-            return Ok(());
-        }
-    }
-
-    /// Creates a log group and sets its retention; an existing group is left as it is.
-    async fn create_group(&self, client: &Client, group: &str) -> Result<(), DeliverError> {
-        match client.create_log_group().log_group_name(group).send().await {
-            Ok(_) => {
-                tracing::info!(sink = %self.name, group, "created CloudWatch log group");
-                if let Some(days) = self.config.retention_days {
-                    let set = client
-                        .put_retention_policy()
-                        .log_group_name(group)
-                        .retention_in_days(i32::try_from(days).unwrap_or(i32::MAX))
-                        .send()
-                        .await;
-                    if let Err(e) = set {
-                        // The group exists and takes events: do not hold them back for
-                        // its retention, but say so loudly.
-                        let e = classify(&e, "PutRetentionPolicy").into_error(true);
-                        tracing::error!(sink = %self.name, group, error = %e, "could not set the retention of a new log group");
-                    }
-                }
-            }
-            Err(e) if already_exists(&e) => {}
-            Err(e) => return Err(classify(&e, "CreateLogGroup").into_error(self.config.create)),
-        }
-        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-        known.groups.insert(group.to_owned());
-        Ok(())
     }
 
     /// One `PutLogEvents`; on `ResourceNotFoundException` creates the group and stream (if
@@ -548,7 +368,7 @@ impl CloudWatchSink {
         group: &str,
         stream: &str,
         request: &[Piece],
-    ) -> Result<Rejections, DeliverError> {
+    ) -> Result<Put, DeliverError> {
         let mut created = false;
         loop {
             let mut events = Vec::with_capacity(request.len());
@@ -575,11 +395,11 @@ impl CloudWatchSink {
             match sent {
                 Ok(output) => {
                     let info = output.rejected_log_events_info();
-                    return Ok(Rejections {
+                    return Ok(Put::Taken(Rejections {
                         too_old_end: info.and_then(|i| i.too_old_log_event_end_index()),
                         expired_end: info.and_then(|i| i.expired_log_event_end_index()),
                         too_new_start: info.and_then(|i| i.too_new_log_event_start_index()),
-                    });
+                    }));
                 }
                 Err(e) => match classify(&e, "PutLogEvents") {
                     Failure::NotFound(_) if self.config.create && !created => {
@@ -587,6 +407,7 @@ impl CloudWatchSink {
                         self.forget(group, stream);
                         self.create(client, group, stream).await?;
                     }
+                    Failure::Invalid(message) => return Ok(Put::Invalid(message)),
                     failure => return Err(failure.into_error(self.config.create)),
                 },
             }
@@ -601,6 +422,15 @@ impl Deliver for CloudWatchSink {
     ) -> BoxFuture<'a, Result<(), DeliverError>> {
         Box::pin(self.deliver_batch(batch))
     }
+}
+
+/// What the service said to one `PutLogEvents`.
+#[derive(Debug)]
+enum Put {
+    /// Taken, but for the events it names.
+    Taken(Rejections),
+    /// Refused as a whole as invalid (`InvalidParameterException`, 413): split it.
+    Invalid(String),
 }
 
 /// Indices (in one request) of the events the service refused.
@@ -641,88 +471,6 @@ struct StreamResult {
     error: Option<DeliverError>,
 }
 
-/// A classified SDK error.
-#[derive(Debug)]
-enum Failure {
-    /// `ResourceNotFoundException`.
-    NotFound(String),
-    /// Anything else.
-    Other(DeliverError),
-}
-
-impl Failure {
-    fn into_error(self, create: bool) -> DeliverError {
-        match self {
-            Failure::Other(e) => e,
-            Failure::NotFound(message) if create => {
-                // Still missing right after it was created.
-                DeliverError::new(FailureKind::Unavailable, message)
-            }
-            Failure::NotFound(message) => DeliverError::new(
-                FailureKind::Refused,
-                format!("{message} (create = false: the log group and stream must exist)"),
-            ),
-        }
-    }
-}
-
-/// Maps an SDK error of `operation` to what the delivery task should do (module docs).
-fn classify<E>(err: &SdkError<E>, operation: &str) -> Failure
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let text = format!("{operation}: {}", DisplayErrorContext(err));
-    let kind = match err {
-        SdkError::ServiceError(ctx) => {
-            let status = ctx.raw().status().as_u16();
-            match ctx.err().code().unwrap_or_default() {
-                "ResourceNotFoundException" => return Failure::NotFound(text),
-                "ThrottlingException"
-                | "Throttling"
-                | "TooManyRequestsException"
-                | "RequestLimitExceeded"
-                | "LimitExceededException" => FailureKind::Throttled,
-                "ServiceUnavailableException" | "InternalFailure" | "InternalServerError" => {
-                    FailureKind::Unavailable
-                }
-                _ if status == 429 => FailureKind::Throttled,
-                _ if status >= 500 => FailureKind::Unavailable,
-                _ => FailureKind::Refused,
-            }
-        }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            FailureKind::Unavailable
-        }
-        // Missing region or credentials, or a request that cannot be built.
-        SdkError::ConstructionFailure(_) => FailureKind::Refused,
-        _ => FailureKind::Unavailable,
-    };
-    Failure::Other(DeliverError::new(kind, text))
-}
-
-fn already_exists<E>(err: &SdkError<E>) -> bool
-where
-    E: ProvideErrorMetadata,
-{
-    matches!(err, SdkError::ServiceError(ctx) if ctx.err().code() == Some("ResourceAlreadyExistsException"))
-}
-
-/// The most serious of `failures` (refused, unavailable, throttled), saying how many
-/// streams failed.
-fn worst(failures: Vec<DeliverError>) -> Option<DeliverError> {
-    let n = failures.len();
-    let rank = |k: FailureKind| match k {
-        FailureKind::Refused => 0,
-        FailureKind::Unavailable => 1,
-        FailureKind::Throttled => 2,
-    };
-    let mut worst = failures.into_iter().min_by_key(|e| rank(e.kind))?;
-    if n > 1 {
-        worst.message = format!("{} (and {} more failed streams)", worst.message, n - 1);
-    }
-    Some(worst)
-}
-
 /// The event's `observed_timestamp` in ms since the epoch.
 fn observed_millis(event: &Value) -> Option<i64> {
     let text = event.get("observed_timestamp")?.as_str()?;
@@ -737,124 +485,4 @@ fn line_key(line: &[u8]) -> (u128, usize) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(extra: &str) -> anyhow::Result<CloudWatchConfig> {
-        let text =
-            format!("group = \"/logferry/{{k8s.namespace}}\"\nstream = \"{{host}}\"\n{extra}");
-        Ok(toml::from_str(&text)?)
-    }
-
-    #[test]
-    fn config_defaults_and_validation() {
-        let c = config("").unwrap();
-        assert!(c.create);
-        assert_eq!(c.concurrency, 4);
-        assert_eq!(c.oversize, Oversize::Truncate);
-        assert_eq!(c.too_old, OutOfRange::Drop);
-        assert_eq!(c.timeout, Duration::from_secs(30));
-        assert!(CloudWatchSink::new("cw", &c, Adjustments::default()).is_ok());
-
-        let c = config("retention_days = 30\noversize = \"split\"\ntoo_old = \"clamp\"\ntoo_new = \"clamp\"\nendpoint = \"http://127.0.0.1:4566\"\nregion = \"eu-west-1\"\n[queue]\nmax_bytes = 1000\n")
-            .unwrap();
-        assert_eq!(c.retention_days, Some(30));
-        assert_eq!(c.oversize, Oversize::Split);
-        assert_eq!(c.queue.max_bytes, 1000);
-        assert!(CloudWatchSink::new("cw", &c, Adjustments::default()).is_ok());
-
-        for bad in [
-            "retention_days = 31",
-            "concurrency = 0",
-            "concurrency = 65",
-            "endpoint = \"localhost\"",
-            "endpoint = \"ftp://x\"",
-            "region = \"eu west\"",
-            "timeout = \"0s\"",
-        ] {
-            let c = config(bad).unwrap();
-            let err = CloudWatchSink::new("cw", &c, Adjustments::default()).unwrap_err();
-            assert!(err.to_string().contains("cw"), "{bad}: {err}");
-        }
-        for bad in ["oversize = \"cut\"", "colour = 1", "too_old = \"keep\""] {
-            assert!(config(bad).is_err(), "{bad} was accepted");
-        }
-        assert!(toml::from_str::<CloudWatchConfig>("group = \"{x\"\nstream = \"s\"").is_err());
-    }
-
-    #[test]
-    fn readme_example_is_a_valid_config() {
-        let doc = include_str!("../../../../README.md");
-        let start = doc
-            .find("[sinks.cloudwatch]\ntype = \"cloudwatch_logs\"")
-            .unwrap();
-        let end = start + doc[start..].find("```").unwrap();
-        let table: toml::Table = toml::from_str(&doc[start..end]).unwrap();
-        let mut sink = table["sinks"]["cloudwatch"].as_table().unwrap().clone();
-        assert_eq!(
-            sink.remove("type").unwrap().as_str(),
-            Some("cloudwatch_logs")
-        );
-        let c: CloudWatchConfig = sink.try_into().unwrap();
-        assert_eq!(c.retention_days, Some(30));
-        assert!(CloudWatchSink::new("cloudwatch", &c, Adjustments::default()).is_ok());
-    }
-
-    #[test]
-    fn rejections_follow_the_service_indices() {
-        let r = Rejections {
-            too_old_end: Some(2),
-            expired_end: Some(3),
-            too_new_start: Some(5),
-        };
-        let verdicts: Vec<_> = (0..7).map(|i| r.verdict(i)).collect();
-        assert_eq!(
-            verdicts,
-            [
-                Some("too_old"),
-                Some("too_old"),
-                Some("too_old"),
-                None,
-                None,
-                Some("too_new"),
-                Some("too_new")
-            ]
-        );
-        assert_eq!(Rejections::default().verdict(0), None);
-    }
-
-    #[test]
-    fn worst_failure_wins() {
-        assert!(worst(vec![]).is_none());
-        let e = worst(vec![
-            DeliverError::new(FailureKind::Throttled, "a"),
-            DeliverError::new(FailureKind::Refused, "b"),
-            DeliverError::new(FailureKind::Unavailable, "c"),
-        ])
-        .unwrap();
-        assert_eq!(e.kind, FailureKind::Refused);
-        assert_eq!(e.message, "b (and 2 more failed streams)");
-    }
-
-    #[test]
-    fn prepare_reads_names_and_timestamps() {
-        let c = config("").unwrap();
-        let sink = CloudWatchSink::new("cw", &c, Adjustments::default()).unwrap();
-        let batch = vec![
-            Pending::new(
-                r#"{"timestamp":"2026-11-22T10:00:00.123Z","host":"n:1","k8s":{"namespace":"shop"}}"#,
-            ),
-            Pending::new(r#"{"observed_timestamp":"2026-11-22T10:00:01Z","host":"n2"}"#),
-            Pending::new(&b"not json \xff"[..]),
-        ];
-        let events = sink.prepare(&batch, 42);
-        assert_eq!(events[0].group, "/logferry/shop");
-        assert_eq!(events[0].stream, "n_1");
-        assert_eq!(events[0].timestamp, 1_795_341_600_123);
-        assert_eq!(events[1].group, "/logferry/unknown");
-        assert_eq!(events[1].timestamp, 1_795_341_601_000);
-        assert_eq!(events[2].timestamp, 42);
-        assert_eq!(events[2].stream, "unknown");
-        assert_eq!(events[2].message, "not json \u{fffd}");
-    }
-}
+mod tests;

@@ -9,6 +9,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use super::*;
+
+mod busy;
+mod rules_toml;
 use crate::rules::{RuleSet, RuleStore};
 use crate::stats::{SharedTraffic, StatsSettings};
 
@@ -21,6 +24,7 @@ struct Served {
     tail: crate::pipeline::TailSender,
     shutdown: logferry_shared::runtime::Shutdown,
     search: Arc<crate::search::EventStore>,
+    searches: Arc<background::Background>,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -77,6 +81,7 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
         ("cloudwatch".to_owned(), "stdout", None),
         ("hook".to_owned(), "http", Some(hook)),
     ]));
+    let searches = Arc::new(background::Background::start("search", 2, 4).unwrap());
     let state = AdminState {
         metrics: Arc::new(Metrics::new()),
         inbox: Arc::new(Inbox::open(&dir.path().join("inbox"), 1 << 20).unwrap()),
@@ -91,6 +96,8 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
         tails: Arc::new(tokio::sync::Semaphore::new(tail::MAX_TAILS)),
         shutdown: shutdown.clone(),
         search: Some(search.clone()),
+        searches: searches.clone(),
+        tail_filters: Arc::new(background::Background::start("tail", 2, 8).unwrap()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -106,6 +113,7 @@ async fn serve(tokens: Vec<(Vec<u8>, Role)>, loopback: bool) -> Served {
         tail,
         shutdown,
         search,
+        searches,
         _dir: dir,
         _server: server,
     }

@@ -1,243 +1,30 @@
 //! The admin web page in a real headless Chromium, driven over WebDriver (chromedriver):
 //! with admin tokens configured, the page asks for a token, searches (text, a set of
-//! levels, paging), shows a hostile message as text, tails live events, shows the
-//! traffic summaries, agents and sinks, refuses a rule change to a viewer, and adds,
-//! replaces and deletes a rule through the API.
+//! levels, paging), shows a hostile message as text, colours rows by level, tails live
+//! events, draws the traffic chart and shows the summaries, agents and sinks, refuses a
+//! rule change to a viewer, and adds, replaces and deletes rules as JSON and TOML through
+//! the API. Screenshots of the search, tail, stats and rules views are kept under the
+//! target dir (`test-artifacts/admin_web/`). `rows.rs`: 10,000 rows on the page, timed.
 //!
 //! Needs `chromium` and `chromedriver` on `PATH` (Debian: `chromium chromium-driver`,
 //! installed by `.ci/run`); without them the test fails and says so. `CHROMEDRIVER` and
 //! `CHROMIUM` name other binaries.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod browser;
+mod rows;
+
+use std::time::Instant;
 
 use anyhow::Context;
-use fantoccini::{Client, ClientBuilder, Locator};
+use browser::{Page, WAIT};
 use logferry_e2e::http;
 use logferry_e2e::{wait_until, Aggregator, AggregatorOptions, TestDir};
 use serde_json::{json, Value};
 
-/// How long any one thing may take to show in the page.
-const WAIT: Duration = Duration::from_secs(15);
 const ADMIN_TOKEN: &str = "web-admin-token";
 const VIEWER_TOKEN: &str = "web-viewer-token";
 /// A message that would add elements (and run script) if the page inserted it as HTML.
 const HOSTILE: &str = r#"<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"><b id="injected">bold</b> & "quotes""#;
-
-/// A binary from `env`, else the first of `names` on `PATH`.
-fn find_tool(env: &str, names: &[&str]) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p)).filter(|p| p.is_file());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
-}
-
-/// chromedriver, started on a port of its choosing in its own process group; dropping it
-/// kills the group (chromedriver and the browsers it started).
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Driver {
-    fn start(chromedriver: &Path) -> anyhow::Result<Driver> {
-        let mut child = Command::new(chromedriver)
-            .arg("--port=0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {}", chromedriver.display()))?;
-        let stdout = child.stdout.take().context("chromedriver's stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // "ChromeDriver was started successfully on port 40671."
-                if let Some(rest) = line
-                    .split("on port ")
-                    .nth(1)
-                    .filter(|_| line.contains("success"))
-                {
-                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                    let _ = tx.send(digits.parse::<u16>().ok());
-                }
-            }
-        });
-        let mut driver = Driver { child, port: 0 };
-        driver.port = rx
-            .recv_timeout(WAIT)
-            .ok()
-            .flatten()
-            .context("chromedriver did not say which port it listens on")?;
-        Ok(driver)
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: kill(2) on the process group this test created.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// A browser session; each method runs one WebDriver exchange to completion, so the test
-/// reads top to bottom and calls the (blocking) harness in between.
-struct Page {
-    rt: tokio::runtime::Runtime,
-    client: Option<Client>,
-    _driver: Driver,
-    _profile: tempfile::TempDir,
-}
-
-impl Page {
-    fn open() -> anyhow::Result<Page> {
-        let chromedriver = find_tool("CHROMEDRIVER", &["chromedriver"]);
-        let chromium = find_tool(
-            "CHROMIUM",
-            &["chromium", "chromium-browser", "google-chrome"],
-        );
-        let (Some(chromedriver), Some(chromium)) = (chromedriver, chromium) else {
-            panic!(
-                "the web page test needs chromium and chromedriver on PATH (Debian: \
-                 `apt-get install chromium chromium-driver`, as .ci/run does), or CHROMIUM \
-                 and CHROMEDRIVER naming them"
-            );
-        };
-        let driver = Driver::start(&chromedriver)?;
-        let profile = tempfile::Builder::new()
-            .prefix("logferry-chromium-")
-            .tempdir()?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--no-first-run",
-                    "--window-size=1400,1000",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            },
-        });
-        let Value::Object(caps) = caps else {
-            unreachable!("an object")
-        };
-        let url = format!("http://127.0.0.1:{}", driver.port);
-        let client = rt
-            .block_on(
-                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                    .capabilities(caps)
-                    .connect(&url),
-            )
-            .with_context(|| format!("opening a Chromium session through chromedriver at {url}"))?;
-        Ok(Page {
-            rt,
-            client: Some(client),
-            _driver: driver,
-            _profile: profile,
-        })
-    }
-
-    fn client(&self) -> &Client {
-        self.client.as_ref().expect("the session is open")
-    }
-
-    fn goto(&self, url: &str) -> anyhow::Result<()> {
-        self.rt
-            .block_on(self.client().goto(url))
-            .with_context(|| format!("opening {url}"))
-    }
-
-    /// Waits for the element `css`, then clicks it.
-    fn click(&self, css: &str) -> anyhow::Result<()> {
-        self.rt
-            .block_on(async {
-                let c = self.client();
-                let e = c
-                    .wait()
-                    .at_most(WAIT)
-                    .for_element(Locator::Css(css))
-                    .await?;
-                e.click().await
-            })
-            .with_context(|| format!("clicking {css}"))
-    }
-
-    /// Waits for the field `css`, empties it and types `text`.
-    fn type_into(&self, css: &str, text: &str) -> anyhow::Result<()> {
-        self.rt
-            .block_on(async {
-                let c = self.client();
-                let e = c
-                    .wait()
-                    .at_most(WAIT)
-                    .for_element(Locator::Css(css))
-                    .await?;
-                e.clear().await?;
-                e.send_keys(text).await
-            })
-            .with_context(|| format!("typing into {css}"))
-    }
-
-    /// Runs `script` (a function body; `arguments[0]` is `arg`) in the page.
-    fn eval(&self, script: &str, arg: Value) -> anyhow::Result<Value> {
-        self.rt
-            .block_on(self.client().execute(script, vec![arg]))
-            .with_context(|| format!("running {script}"))
-    }
-
-    /// The text of every element matching `css`, read in one go.
-    fn texts(&self, css: &str) -> anyhow::Result<Vec<String>> {
-        let v = self.eval(
-            "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent)",
-            json!(css),
-        )?;
-        Ok(serde_json::from_value(v)?)
-    }
-
-    /// Polls the texts of `css` until `done` holds for them; the error shows the last ones.
-    fn wait_texts(
-        &self,
-        css: &str,
-        what: &str,
-        done: impl Fn(&[String]) -> bool,
-    ) -> anyhow::Result<Vec<String>> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let t = self.texts(css)?;
-            if done(&t) {
-                return Ok(t);
-            }
-            if Instant::now() >= deadline {
-                anyhow::bail!("timed out after {WAIT:?} waiting for {what}; {css} shows {t:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn close(mut self) -> anyhow::Result<()> {
-        if let Some(c) = self.client.take() {
-            self.rt.block_on(c.close()).context("closing the session")?;
-        }
-        Ok(())
-    }
-}
 
 fn send(
     agg: &Aggregator,
@@ -273,11 +60,14 @@ fn line(level: &str, msg: &str) -> String {
 
 #[test]
 fn the_web_page_searches_tails_shows_stats_and_edits_rules() -> anyhow::Result<()> {
+    let _one = browser::exclusive();
     let started = Instant::now();
     let dir = TestDir::new()?;
+    // One-second summaries, so the chart has several points within the test.
     let tokens = format!(
         "\n[[admin.tokens]]\nrole = \"admin\"\ntoken = \"{ADMIN_TOKEN}\"\n\
-         \n[[admin.tokens]]\nrole = \"viewer\"\ntoken = \"{VIEWER_TOKEN}\"\n"
+         \n[[admin.tokens]]\nrole = \"viewer\"\ntoken = \"{VIEWER_TOKEN}\"\n\
+         \n[stats]\ninterval = \"1s\"\n"
     );
     let agg = Aggregator::start(&dir, AggregatorOptions::default().extra(&tokens))?;
     let client = http::client(&dir, false)?;
@@ -368,6 +158,37 @@ fn the_web_page_searches_tails_shows_stats_and_edits_rules() -> anyhow::Result<(
     assert_eq!(shown["message"], HOSTILE);
     assert_eq!(shown["host"], "web-1");
 
+    // Rows carry their level's class, and its colour: a badge and a stripe.
+    let colours = page.eval(
+        "return Array.from(document.querySelectorAll('#search-results tr.event')).map(tr => {\
+           const badge = tr.querySelector('td.level .badge');\
+           return [tr.className, badge.textContent, getComputedStyle(badge).backgroundColor,\
+                   getComputedStyle(tr.cells[0]).borderLeftColor];\
+         })",
+        Value::Null,
+    )?;
+    let colours: Vec<(String, String, String, String)> = serde_json::from_value(colours)?;
+    assert_eq!(colours.len(), 5, "{colours:?}");
+    for (class, level, background, stripe) in &colours {
+        let want = match level.as_str() {
+            "debug" => "rgb(0, 114, 178)",
+            "info" => "rgb(0, 121, 90)",
+            "warn" => "rgb(230, 159, 0)",
+            "error" => "rgb(192, 57, 43)",
+            other => anyhow::bail!("unexpected level {other}"),
+        };
+        assert!(
+            class.split(' ').any(|c| c == format!("level-{level}")),
+            "{class} for {level}"
+        );
+        assert_eq!(
+            (background.as_str(), stripe.as_str()),
+            (want, want),
+            "{level}"
+        );
+    }
+    page.screenshot("search")?;
+
     // Levels are a set: info and error (not warn, which the API's "info and above" returns).
     page.click("#search-levels input[value=info]")?;
     page.click("#search-levels input[value=error]")?;
@@ -433,6 +254,7 @@ fn the_web_page_searches_tails_shows_stats_and_edits_rules() -> anyhow::Result<(
     })?;
     let want: Vec<String> = (6..=15).map(|i| format!("live-bulk {i}")).collect();
     assert_eq!(kept, want, "the oldest lines leave the page");
+    page.screenshot("tail")?;
     page.click("#tail-stop")?;
     page.wait_texts("#tail-status", "the tail to stop", |t| {
         t.iter().any(|s| s.starts_with("stopped (16 received)"))
@@ -454,6 +276,45 @@ fn the_web_page_searches_tails_shows_stats_and_edits_rules() -> anyhow::Result<(
     }
     let hosts = page.texts("table[data-stats='Top hosts'] tr[data-key='web-1'] td.num")?;
     assert_eq!(hosts, ["22"]);
+
+    // The chart: a line per level, a point per one-second interval since the first
+    // events (several, as the events came over several seconds), above zero for the
+    // levels that had events and at zero for the others.
+    let chart = page.eval(
+        "return Array.from(document.querySelectorAll('#traffic-chart svg g.series')).map(g => {\
+           const ys = g.querySelector('polyline').getAttribute('points').trim().split(' ')\
+             .map(p => Number(p.split(',')[1]));\
+           return [g.dataset.level, Number(g.dataset.points), ys.length, Math.min(...ys), Math.max(...ys),\
+                   getComputedStyle(g.querySelector('polyline')).stroke];\
+         })",
+        Value::Null,
+    )?;
+    let chart: Vec<(String, usize, usize, f64, f64, String)> = serde_json::from_value(chart)?;
+    let levels: Vec<&str> = chart.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(
+        levels,
+        ["trace", "debug", "info", "warn", "error", "fatal"],
+        "{chart:?}"
+    );
+    let points = chart[0].1;
+    assert!(points >= 2, "one point per interval: {chart:?}");
+    // y grows downwards; the zero line is the lowest any point can be.
+    let zero = chart.iter().map(|c| c.4).fold(f64::MIN, f64::max);
+    for (level, n, drawn, top, bottom, stroke) in &chart {
+        assert_eq!((*n, *drawn), (points, points), "{level}: {chart:?}");
+        let had_events = ["debug", "info", "warn", "error"].contains(&level.as_str());
+        assert_eq!(*top < zero, had_events, "{level}: {chart:?}");
+        assert_eq!(*bottom, zero, "{level} starts or ends at zero: {chart:?}");
+        assert!(stroke.starts_with("rgb("), "{level}: stroke {stroke}");
+    }
+    let strokes: std::collections::HashSet<&str> = chart.iter().map(|c| c.5.as_str()).collect();
+    assert_eq!(strokes.len(), 6, "a colour per level: {chart:?}");
+    let legend = page.texts("#traffic-chart ul.legend li")?;
+    assert!(
+        legend.len() == 6 && legend[2].starts_with("info "),
+        "{legend:?}"
+    );
+    page.screenshot("stats")?;
 
     // Agents and sinks.
     page.click("#tabs button[data-tab=agents]")?;
@@ -527,6 +388,39 @@ fn the_web_page_searches_tails_shows_stats_and_edits_rules() -> anyhow::Result<(
     })?;
     let (status, body) = api_get(&agg, &client, "/api/rules/web-tag-errors", VIEWER_TOKEN)?;
     assert_eq!(status, 404, "{body}");
+
+    // The same as TOML: the API's error names the key; the rule added exists in the API,
+    // and opens in the editor as TOML.
+    page.click("#rule-format option[value=toml]")?;
+    page.wait_values("#rule-text", "the TOML template", |t| {
+        t.iter().any(|s| s.contains("[[actions]]"))
+    })?;
+    let toml_rule = "name = \"web-toml\"\n[when]\nfield = \"level\"\ngte = \"warn\"\n\
+                     [[actions]]\ntype = \"tag\"\ntags = [\"toml\"]\n";
+    page.type_into("#rule-text", &toml_rule.replace("field", "feild"))?;
+    page.click("#rule-add")?;
+    page.wait_texts("#rule-error", "the TOML error naming the key", |t| {
+        t.iter()
+            .any(|s| s.contains("400") && s.contains("when.feild"))
+    })?;
+    page.type_into("#rule-text", toml_rule)?;
+    page.click("#rule-add")?;
+    page.wait_texts("#rules-list tbody td.name", "the TOML rule listed", |t| {
+        t == ["web-toml"]
+    })?;
+    let (status, body) = api_get(&agg, &client, "/api/rules/web-toml", VIEWER_TOKEN)?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["rule"]["when"],
+        json!({"field": "level", "gte": "warn"})
+    );
+    assert_eq!(body["rule"]["actions"][0]["tags"], json!(["toml"]));
+    page.click("#rules-list tr[data-rule=web-toml] button.rule-edit")?;
+    let text = page.wait_values("#rule-text", "the rule as TOML in the editor", |t| {
+        t.iter().any(|s| s.contains("name = \"web-toml\""))
+    })?;
+    assert!(text[0].contains("tags = [\"toml\"]"), "{text:?}");
+    page.screenshot("rules")?;
 
     page.close()?;
     eprintln!("web page test took {:?}", started.elapsed());
