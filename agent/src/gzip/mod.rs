@@ -62,6 +62,12 @@ pub enum Content {
 /// The first decompressed bytes of `file` (read with `pread`, so the file's position is
 /// left alone). Costs decoding at most a few kilobytes.
 pub fn content_prefix(file: &File) -> std::io::Result<Content> {
+    // An empty file is one whose writer has only just created it (`gzip` and logrotate
+    // create the copy, then write it): not "a file with no content", which would match
+    // no plain file and have the copy read as a file of its own.
+    if file.metadata()?.len() == 0 {
+        return Ok(Content::NotYet);
+    }
     let clone = file.try_clone()?;
     let mut reader = GzipReader::open(clone, MemberStart::default(), 0);
     let mut members = MemberLog::new(MemberStart::default());

@@ -94,14 +94,19 @@ fn block_waits_for_an_ack_and_can_be_interrupted() {
     assert_eq!(s.len(), 1);
     std::thread::scope(|scope| {
         let waiter = scope.spawn(|| s.commit(2, &frame(1, 100), &[], &|| false));
-        // The waiter cannot finish until seq 1 is acknowledged.
+        // The waiter cannot finish until seq 1 is acknowledged; it reports itself
+        // blocked although the spool is below its limit (the next batch does not fit).
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while s.len() != 1 && std::time::Instant::now() < deadline {
-            std::thread::yield_now();
+        while !s.is_blocked() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
         }
+        assert!(s.is_blocked(), "the second commit waits for room");
+        assert!(s.bytes() < 150);
+        assert_eq!(s.len(), 1);
         s.ack(1).unwrap();
         waiter.join().unwrap().unwrap();
     });
+    assert!(!s.is_blocked());
     assert_eq!(s.next_after(0).unwrap().unwrap().0, 2);
 }
 
