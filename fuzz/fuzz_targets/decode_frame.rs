@@ -3,8 +3,8 @@
 //! allocation. The check is `logferry_shared::wire::fuzz_decode`, which
 //! `shared/tests/fuzz_seeds.rs` also runs on stable over the seeds and mutations of them.
 //!
-//! Run: `cargo +nightly fuzz run decode_frame fuzz/seeds/decode_frame` from the repo root
-//! (needs `cargo install cargo-fuzz`).
+//! Run from the repo root (README, "Fuzzing"): `mkdir -p fuzz/corpus/decode_frame`, then
+//! `cargo +nightly fuzz run decode_frame fuzz/corpus/decode_frame fuzz/seeds/decode_frame`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -3,8 +3,8 @@
 //! see `logferry_aggregator::parse::fuzz_check` for the invariants, which
 //! `aggregator/tests/fuzz_seeds.rs` also checks on stable over the seeds and mutations.
 //!
-//! Run: `cargo +nightly fuzz run parse_line fuzz/seeds/parse_line` from the repo root
-//! (needs `cargo install cargo-fuzz`).
+//! Run from the repo root (README, "Fuzzing"): `mkdir -p fuzz/corpus/parse_line`, then
+//! `cargo +nightly fuzz run parse_line fuzz/corpus/parse_line fuzz/seeds/parse_line`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -7,8 +7,8 @@
 //! Input layout: byte 0 picks the message limit (1..=256), byte 1 the piece length
 //! (1..=256); the rest is the stream.
 //!
-//! Run: `cargo +nightly fuzz run syslog_framing fuzz/seeds/syslog_framing` from the repo
-//! root (needs `cargo install cargo-fuzz`).
+//! Run from the repo root (README, "Fuzzing"): `mkdir -p fuzz/corpus/syslog_framing`, then
+//! `cargo +nightly fuzz run syslog_framing fuzz/corpus/syslog_framing fuzz/seeds/syslog_framing`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
