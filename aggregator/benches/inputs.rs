@@ -211,11 +211,11 @@ fn main() {
         .as_ref()
         .map(|p| rsyslog::Rsyslog::start(p, dir.path()));
     let profile = if cfg!(debug_assertions) {
-        "dev profile: our code unoptimised, dependencies at opt-level 2"
+        "with debug assertions (a dev-profile build; see README for one with optimised code)"
     } else {
-        "bench profile (optimised)"
+        "without debug assertions (bench or release profile)"
     };
-    println!("inputs: {n} events per phase, {rounds} round(s); aggregator built in the {profile}");
+    println!("inputs: {n} events per phase, {rounds} round(s); aggregator built {profile}");
     match &rsyslogd {
         Some(p) => println!("rsyslog: {} (imtcp → omfile, JSON lines)", p.display()),
         None => println!(
