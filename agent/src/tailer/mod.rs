@@ -49,8 +49,9 @@ use logferry_shared::codec::Compressor;
 use logferry_shared::runtime::Shutdown;
 use tokio::sync::Notify;
 
-use crate::batcher::{now_ms, Batcher, BatcherParts, Committed, FileKey};
+use crate::batcher::{now_ms, Batcher, BatcherParts, Committed, FileKey, Origin};
 use crate::config::{AgentConfig, InputCompression};
+use crate::container::Entry;
 use crate::decode::{Decode, DecodePlan};
 use crate::discover::{Discovery, Wake};
 use crate::fingerprint::Fingerprint;
@@ -525,6 +526,45 @@ impl Tracked {
                 && !self.decode.is_holding()
                 && self.read_pos >= self.size
                 && !self.reader.as_ref().is_some_and(Source::is_skipping))
+    }
+
+    /// Puts what was read but is still held (a partial last line, what the decoders
+    /// wait on) into `batcher` as it is: the file is being let go or stops here.
+    fn flush_held(&mut self, key: FileKey, batcher: &mut Batcher) {
+        let origin = Origin {
+            key,
+            path: &self.path,
+            fingerprint: self.fingerprint,
+            attrs: &self.attrs,
+            gzip: self.gzip.as_ref().map(|g| &g.members),
+        };
+        let last_end = &mut self.last_event_end;
+        let observed = now_ms();
+        let mut out = |e: Entry<'_>| {
+            *last_end = e.end_offset;
+            batcher.push(&origin, e, observed);
+        };
+        if let Some(line) = self.splitter.flush_partial() {
+            self.decode
+                .push(line, self.offset, Instant::now(), &mut out);
+        }
+        self.decode.take_pending(&mut out);
+    }
+
+    /// The file's position after its last line put into a batch, as stored.
+    fn checkpoint(&self, key: FileKey) -> Checkpoint {
+        Checkpoint {
+            offset: self.last_event_end,
+            path: self.path.clone(),
+            dev: key.0,
+            ino: key.1,
+            fingerprint: self.fingerprint,
+            updated_ms: now_ms(),
+            gzip: self
+                .gzip
+                .as_ref()
+                .map(|g| g.members.at(self.last_event_end)),
+        }
     }
 }
 

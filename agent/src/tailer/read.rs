@@ -265,24 +265,7 @@ impl Tailer {
         tracing::error!(path = %t.path.display(), error = %error, offset = t.offset,
             "a compressed file does not decode; its lines before the damage were sent, the rest of it is skipped");
         t.failed = true;
-        let origin = Origin {
-            key,
-            path: &t.path,
-            fingerprint: t.fingerprint,
-            attrs: &t.attrs,
-            gzip: t.gzip.as_ref().map(|g| &g.members),
-        };
-        let batcher = &mut self.batcher;
-        let last_end = &mut t.last_event_end;
-        let observed = now_ms();
-        let mut out = |e: Entry<'_>| {
-            *last_end = e.end_offset;
-            batcher.push(&origin, e, observed);
-        };
-        if let Some(line) = t.splitter.flush_partial() {
-            t.decode.push(line, t.offset, Instant::now(), &mut out);
-        }
-        t.decode.take_pending(&mut out);
+        t.flush_held(key, &mut self.batcher);
         self.close(key);
     }
 

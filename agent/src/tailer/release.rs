@@ -8,9 +8,8 @@ use std::time::Instant;
 
 use super::source::{open_gzip_at, Source};
 use super::{Tailer, Tracked, MAX_GZIP_READERS};
-use crate::batcher::{now_ms, FileKey, Origin};
-use crate::container::Entry;
-use crate::spool::{file_key, Checkpoint};
+use crate::batcher::FileKey;
+use crate::spool::file_key;
 
 impl Tailer {
     /// Lets go of finished files, closes idle ones, opens files waiting for a
@@ -83,24 +82,7 @@ impl Tailer {
         };
         self.metrics.files_released.inc();
         // What was read but is still held goes out as it is.
-        let origin = Origin {
-            key,
-            path: &t.path,
-            fingerprint: t.fingerprint,
-            attrs: &t.attrs,
-            gzip: t.gzip.as_ref().map(|g| &g.members),
-        };
-        let batcher = &mut self.batcher;
-        let last_end = &mut t.last_event_end;
-        let observed = now_ms();
-        let mut out = |e: Entry<'_>| {
-            *last_end = e.end_offset;
-            batcher.push(&origin, e, observed);
-        };
-        if let Some(line) = t.splitter.flush_partial() {
-            t.decode.push(line, t.offset, Instant::now(), &mut out);
-        }
-        t.decode.take_pending(&mut out);
+        t.flush_held(key, &mut self.batcher);
         let unread = if t.failed {
             0
         } else {
@@ -118,18 +100,7 @@ impl Tailer {
         // deleted plain file when a compressed copy of it may be met later.
         let keep = t.deleted_since.is_none() || (self.keep_deleted_positions && t.gzip.is_none());
         if keep {
-            self.checkpoints.insert(
-                key,
-                Checkpoint {
-                    offset: t.last_event_end,
-                    path: t.path.clone(),
-                    dev: key.0,
-                    ino: key.1,
-                    fingerprint: t.fingerprint,
-                    updated_ms: now_ms(),
-                    gzip: t.gzip.as_ref().map(|g| g.members.at(t.last_event_end)),
-                },
-            );
+            self.checkpoints.insert(key, t.checkpoint(key));
         } else {
             if self.batcher.holds(key) {
                 self.forget_after_seal.push(key);

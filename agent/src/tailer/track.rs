@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::copies::Copy;
 use super::source::{open_gzip_at, Kind, Source};
 use super::{source_attrs, GzipState, Tailer, Tracked, MAX_DISPLACED, MAX_GZIP_READERS};
-use crate::batcher::{now_ms, FileKey, Origin};
+use crate::batcher::{FileKey, Origin};
 use crate::config::{InputCompression, ReadFrom};
 use crate::discover::Found;
 use crate::fingerprint::Fingerprint;
@@ -281,15 +281,7 @@ impl Tailer {
         if self.batcher.note_position(&origin, t.last_event_end) {
             return;
         }
-        let cp = Checkpoint {
-            offset: t.last_event_end,
-            path: t.path.clone(),
-            dev: key.0,
-            ino: key.1,
-            fingerprint: t.fingerprint,
-            updated_ms: now_ms(),
-            gzip: t.gzip.as_ref().map(|g| g.members.at(t.last_event_end)),
-        };
+        let cp = t.checkpoint(key);
         if let Err(e) = self.spool.save_checkpoint(&cp) {
             tracing::error!(path = %t.path.display(), error = %e, "cannot store a file's position; after a restart its lines may be read again");
         }
