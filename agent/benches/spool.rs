@@ -48,6 +48,7 @@ fn main() {
             ino: 2,
             fingerprint: Fingerprint::of(b"first line"),
             updated_ms: seq,
+            gzip: None,
         };
         spool.commit(seq, &frame, &[cp], &|| false).expect("commit");
         while seq - next_ack + 1 > backlog as u64 {

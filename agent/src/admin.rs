@@ -1,5 +1,5 @@
 //! The agent's admin endpoint (plain HTTP, 127.0.0.1 by default): `/healthz` (the process
-//! serves requests), `/readyz` (the spool is below its limit, so reading is not blocked),
+//! serves requests), `/readyz` (the spool has room, so reading is not blocked),
 //! `/metrics`, and `/dead-letter` (the batches the aggregator refused for good: seq, size,
 //! records, status, reason and time; never their lines).
 
@@ -46,8 +46,10 @@ async fn readyz(axum::extract::State(st): axum::extract::State<AdminState>) -> i
         "spool_bytes": bytes,
         "spool_max_bytes": st.spool_max_bytes,
         "spool_batches": st.spool.len(),
+        "reading_blocked": st.spool.is_blocked(),
     });
-    if bytes >= st.spool_max_bytes {
+    // Full, or blocked below the limit because the next batch does not fit.
+    if bytes >= st.spool_max_bytes || st.spool.is_blocked() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(

@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 
 use crate::container::Entry;
 use crate::fingerprint::Fingerprint;
+use crate::gzip::{MemberLog, MemberStart};
 use crate::metrics::Metrics;
 use crate::spool::{Checkpoint, Spool, SpoolError};
 
@@ -51,6 +52,9 @@ pub struct Origin<'a> {
     pub fingerprint: Fingerprint,
     /// Source attributes sent with the file's lines (Kubernetes metadata).
     pub attrs: &'a [(&'static str, String)],
+    /// For a file read decompressed: its member starts, so that a checkpoint says where
+    /// decoding resumes.
+    pub gzip: Option<&'a MemberLog>,
 }
 
 /// Where a sealed batch went.
@@ -95,10 +99,51 @@ struct OpenBatch {
 
 struct FileEntry {
     key: FileKey,
-    source: u32,
+    /// The frame's source for the file's lines; `None` while it has none (a position
+    /// noted with [`Batcher::note_position`]).
+    source: Option<u32>,
     path: PathBuf,
     fingerprint: Fingerprint,
     end_offset: u64,
+    gzip: Option<MemberStart>,
+}
+
+impl OpenBatch {
+    /// Makes `origin`'s entry the current one (`last`), adding it if the batch has none.
+    fn select(&mut self, origin: &Origin<'_>) {
+        if self
+            .files
+            .get(self.last)
+            .is_some_and(|e| e.key == origin.key)
+        {
+            return;
+        }
+        self.last = match self.index.get(&origin.key) {
+            Some(&i) => i,
+            None => {
+                self.files.push(FileEntry {
+                    key: origin.key,
+                    source: None,
+                    path: origin.path.to_owned(),
+                    fingerprint: origin.fingerprint,
+                    end_offset: 0,
+                    gzip: None,
+                });
+                self.index.insert(origin.key, self.files.len() - 1);
+                self.files.len() - 1
+            }
+        };
+    }
+}
+
+impl FileEntry {
+    /// The file's checkpoint becomes `offset` (with the member start decoding resumes
+    /// from, for a compressed file).
+    fn set_position(&mut self, origin: &Origin<'_>, offset: u64) {
+        self.end_offset = offset;
+        self.fingerprint = origin.fingerprint;
+        self.gzip = origin.gzip.map(|m| m.at(offset));
+    }
 }
 
 struct Sealed {
@@ -175,40 +220,44 @@ impl Batcher {
             index: HashMap::new(),
             last: 0,
         });
-        if open
-            .files
-            .get(open.last)
-            .is_none_or(|e| e.key != origin.key)
-        {
-            open.last = match open.index.get(&origin.key) {
-                Some(&i) => i,
-                None => {
-                    let attrs: Vec<(&str, &str)> =
-                        origin.attrs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    let source = open
-                        .builder
-                        .add_source(&origin.path.to_string_lossy(), &attrs);
-                    open.files.push(FileEntry {
-                        key: origin.key,
-                        source,
-                        path: origin.path.to_owned(),
-                        fingerprint: origin.fingerprint,
-                        end_offset: 0,
-                    });
-                    open.index.insert(origin.key, open.files.len() - 1);
-                    open.files.len() - 1
-                }
-            };
-        }
+        open.select(origin);
         let entry = &mut open.files[open.last];
-        entry.end_offset = event.end_offset;
-        entry.fingerprint = origin.fingerprint;
+        let source = match entry.source {
+            Some(s) => s,
+            None => {
+                let attrs: Vec<(&str, &str)> =
+                    origin.attrs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let s = open
+                    .builder
+                    .add_source(&origin.path.to_string_lossy(), &attrs);
+                entry.source = Some(s);
+                s
+            }
+        };
+        entry.set_position(origin, event.end_offset);
         open.builder
-            .push(entry.source, observed_ms, event.flags, event.bytes);
+            .push(source, observed_ms, event.flags, event.bytes);
         self.metrics.lines_read.inc();
         if event.flags & FLAG_TRUNCATED != 0 {
             self.metrics.lines_truncated.inc();
         }
+    }
+
+    /// Puts `offset` as the checkpoint of `origin` into the open batch without a line of
+    /// it (a file whose start is known to be read already: a compressed copy of a file
+    /// read, or a file skipped to its end), so the position becomes durable with the
+    /// lines before it. False when no batch is open: then nothing read waits for the
+    /// spool, and the caller stores the position itself.
+    pub fn note_position(&mut self, origin: &Origin<'_>, offset: u64) -> bool {
+        let Some(open) = self.open.as_mut() else {
+            return false;
+        };
+        open.select(origin);
+        let entry = &mut open.files[open.last];
+        if offset >= entry.end_offset {
+            entry.set_position(origin, offset);
+        }
+        true
     }
 
     /// True when the open batch reached its size.
@@ -278,6 +327,7 @@ impl Batcher {
                         ino: f.key.1,
                         fingerprint: f.fingerprint,
                         updated_ms,
+                        gzip: f.gzip,
                     })
                     .collect();
                 self.pending = Some(Sealed {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use crate::config::{AgentConfig, ReadFrom};
+use crate::config::{AgentConfig, InputCompression, ReadFrom};
 
 /// Wake-ups for the tailer thread: the inotify watcher asks for a scan. Setting an
 /// already set request costs one atomic swap, so a busy directory costs little.
@@ -62,6 +62,8 @@ pub struct InputPatterns {
     pub read_from: ReadFrom,
     /// Skip files without a checkpoint not modified for this long.
     pub ignore_older: Option<Duration>,
+    /// Whether files are read decompressed.
+    pub compression: InputCompression,
     /// Metric label.
     pub name: String,
     /// Not scanned yet: `read_from = "end"` applies to the files its first scan finds.
@@ -107,6 +109,7 @@ impl Discovery {
                     .collect(),
                 read_from: c.read_from,
                 ignore_older: c.ignore_older,
+                compression: c.compression,
                 name: cfg.input_name(i),
                 fresh: true,
             })

@@ -13,6 +13,7 @@ pub mod dead_letter;
 pub mod decode;
 pub mod discover;
 pub mod fingerprint;
+pub mod gzip;
 pub mod k8s;
 pub mod lines;
 pub mod metrics;

@@ -44,6 +44,12 @@ pub struct Metrics {
     pub files_duplicate: Counter,
     /// Lines of a `cri`/`docker` input that did not decode; sent as they were.
     pub lines_undecodable: Counter,
+    /// Compressed files that stopped decoding (corrupt data, wrong checksum, not gzip).
+    pub gzip_corrupt_files: Counter,
+    /// Compressed files that ended inside a gzip member and stopped growing.
+    pub gzip_incomplete_files: Counter,
+    /// Compressed files recognised as copies of plain files already read.
+    pub gzip_copies: Counter,
     /// Bytes of batches in the spool.
     pub spool_bytes: Gauge,
     /// Batches in the spool.
@@ -89,6 +95,9 @@ impl Metrics {
             deleted_unread_bytes: Counter::default(),
             files_duplicate: Counter::default(),
             lines_undecodable: Counter::default(),
+            gzip_corrupt_files: Counter::default(),
+            gzip_incomplete_files: Counter::default(),
+            gzip_copies: Counter::default(),
             spool_bytes: Gauge::default(),
             spool_batches: Gauge::default(),
             files_open: Gauge::default(),
@@ -97,7 +106,7 @@ impl Metrics {
             last_ack_age: Gauge::default(),
             last_ack_timestamp: Gauge::default(),
         };
-        let counters: [(&str, &str, &Counter); 17] = [
+        let counters: [(&str, &str, &Counter); 20] = [
             ("lines_read", "Lines read from files", &m.lines_read),
             ("bytes_read", "Bytes read from files", &m.bytes_read),
             (
@@ -174,6 +183,21 @@ impl Metrics {
                 "lines_undecodable",
                 "Lines of a cri or docker input that did not decode, sent as they were",
                 &m.lines_undecodable,
+            ),
+            (
+                "gzip_corrupt_files",
+                "Compressed files that stopped decoding; their lines before the damage were sent",
+                &m.gzip_corrupt_files,
+            ),
+            (
+                "gzip_incomplete_files",
+                "Compressed files that ended inside a gzip member and stopped growing",
+                &m.gzip_incomplete_files,
+            ),
+            (
+                "gzip_copies",
+                "Compressed files recognised as copies of plain files already read",
+                &m.gzip_copies,
             ),
         ];
         for (name, help, c) in counters {

@@ -1,5 +1,6 @@
 //! Model-based test of the tailer: random sequences of writes, rename rotations,
-//! copytruncates, deletions, clean restarts and crashes run against the real tailer and
+//! copytruncates, deletions, compression of rotated files (gzip, read by the input with
+//! `compression = "auto"`), clean restarts and crashes run against the real tailer and
 //! spool in a temp dir, while a simple model records which lines were written where.
 //! The test plays the aggregator: it takes every batch out of the spool, decodes it,
 //! and acknowledges it. Half the cases write CRI container lines, a third of them split
@@ -48,6 +49,10 @@ enum Op {
     Restart,
     /// Drop the tailer without sealing (as kill -9 between rounds) and start again.
     Crash,
+    /// Compress the oldest rotated copy of file `f` into `<copy>.gz` and delete the copy,
+    /// as logrotate's `compress` after `delaycompress`; with `pause`, the tailer runs a
+    /// round while the compressed file is half written.
+    Compress { f: usize, pause: bool },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -61,6 +66,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => Just(Op::Tick),
         1 => Just(Op::Restart),
         1 => Just(Op::Crash),
+        2 => (0..FILES, proptest::bool::ANY).prop_map(|(f, pause)| Op::Compress { f, pause }),
     ]
 }
 
@@ -90,7 +96,7 @@ impl World {
         std::fs::create_dir_all(&logs).unwrap();
         let text = format!(
             "data_dir = {data:?}\n\
-             [[inputs]]\ninclude = [{glob:?}]\nformat = {format:?}\n\
+             [[inputs]]\ninclude = [{glob:?}]\nformat = {format:?}\ncompression = \"auto\"\n\
              [output]\nurl = \"https://127.0.0.1:1\"\ntoken = \"t\"\n\
              batch_timeout = \"1ms\"\nbatch_max_bytes = 4096\n\
              [spool]\nmax_bytes = 1048576\n\
@@ -166,7 +172,9 @@ impl World {
                     .unwrap();
                 let mut text = String::new();
                 for _ in 0..n {
-                    let id = format!("line-{}", self.next_id);
+                    // About 60 bytes, so that files pass the 1 KiB of a full fingerprint
+                    // (see `compress`).
+                    let id = format!("line-{:06}-{}", self.next_id, "p".repeat(48));
                     self.next_id += 1;
                     if self.cri {
                         // Every third line in pieces: P pieces, then the F piece.
@@ -252,7 +260,48 @@ impl World {
                 self.tailer = None;
                 self.start();
             }
+            Op::Compress { f, pause } => self.compress(f, pause),
         }
+    }
+
+    /// [`Op::Compress`]. Only copies of at least 1 KiB are compressed: a compressed copy
+    /// of a shorter file is recognised only if that file was read to its end (its
+    /// fingerprint covers its whole content), which a crash just before the rotation can
+    /// prevent (README, "Compressed files").
+    fn compress(&mut self, f: usize, pause: bool) {
+        let prefix = format!("{}.", self.live_path(f).display());
+        let mut copies: Vec<PathBuf> = self
+            .live
+            .keys()
+            .filter(|p| {
+                let s = p.to_string_lossy();
+                s.starts_with(&prefix) && !s.ends_with(".gz")
+            })
+            .cloned()
+            .collect();
+        copies.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        let Some(from) = copies.into_iter().next() else {
+            return;
+        };
+        let content = std::fs::read(&from).unwrap();
+        if content.len() < 1024 {
+            return;
+        }
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&content).unwrap();
+        let gz = e.finish().unwrap();
+        let to = PathBuf::from(format!("{}.gz", from.display()));
+        let mut out = std::fs::File::create(&to).unwrap();
+        if pause {
+            out.write_all(&gz[..gz.len() / 2]).unwrap();
+            self.tick();
+            out.write_all(&gz[gz.len() / 2..]).unwrap();
+        } else {
+            out.write_all(&gz).unwrap();
+        }
+        drop(out);
+        std::fs::remove_file(&from).unwrap();
+        self.moved(&from, to);
     }
 
     /// The lines of `path` are gone from disk: the tailer may or may not have read them.

@@ -35,6 +35,12 @@ pub struct AgentOptions {
     pub format: Option<String>,
     /// `inputs[0].multiline`, as TOML (e.g. `{ preset = "java" }`), when set.
     pub multiline: Option<String>,
+    /// `inputs[0].compression` (`none`, `gzip`, `auto`), when set.
+    pub compression: Option<String>,
+    /// `tail.gzip_incomplete_timeout`, when set.
+    pub gzip_incomplete_timeout: Option<String>,
+    /// `tail.partial_line_timeout`, when set.
+    pub partial_line_timeout: Option<String>,
     /// More `[[inputs]]` after the first.
     pub extra_inputs: Vec<InputOptions>,
     /// `output.batch_max_bytes`, when set.
@@ -58,6 +64,8 @@ pub struct InputOptions {
     pub format: Option<String>,
     /// `multiline`, as TOML (e.g. `{ preset = "python" }`), when set.
     pub multiline: Option<String>,
+    /// `compression`, when set.
+    pub compression: Option<String>,
 }
 
 impl InputOptions {
@@ -81,6 +89,12 @@ impl InputOptions {
         self
     }
 
+    /// Sets `compression`.
+    pub fn compression(mut self, compression: &str) -> Self {
+        self.compression = Some(compression.to_owned());
+        self
+    }
+
     /// The `[[inputs]]` table.
     fn toml(&self) -> String {
         let include: Vec<String> = self.include.iter().map(toml_str).collect();
@@ -90,6 +104,9 @@ impl InputOptions {
         }
         if let Some(m) = &self.multiline {
             t += &format!("multiline = {m}\n");
+        }
+        if let Some(c) = &self.compression {
+            t += &format!("compression = {}\n", toml_str(c));
         }
         t
     }
@@ -110,6 +127,9 @@ impl AgentOptions {
             mtls: false,
             format: None,
             multiline: None,
+            compression: None,
+            gzip_incomplete_timeout: None,
+            partial_line_timeout: None,
             extra_inputs: Vec::new(),
             batch_max_bytes: None,
             spool_max_bytes: None,
@@ -134,6 +154,24 @@ impl AgentOptions {
     /// Sets `inputs[0].multiline` (TOML text, e.g. `{ preset = "java" }`).
     pub fn multiline(mut self, toml: &str) -> Self {
         self.multiline = Some(toml.to_owned());
+        self
+    }
+
+    /// Sets `inputs[0].compression` (`none`, `gzip`, `auto`).
+    pub fn compression(mut self, compression: &str) -> Self {
+        self.compression = Some(compression.to_owned());
+        self
+    }
+
+    /// Sets `tail.gzip_incomplete_timeout`.
+    pub fn gzip_incomplete_timeout(mut self, d: &str) -> Self {
+        self.gzip_incomplete_timeout = Some(d.to_owned());
+        self
+    }
+
+    /// Sets `tail.partial_line_timeout`.
+    pub fn partial_line_timeout(mut self, d: &str) -> Self {
+        self.partial_line_timeout = Some(d.to_owned());
         self
     }
 
@@ -181,6 +219,7 @@ impl AgentOptions {
             include: self.include.clone(),
             format: self.format.clone(),
             multiline: self.multiline.clone(),
+            compression: self.compression.clone(),
         };
         for input in std::iter::once(&first).chain(&self.extra_inputs) {
             t += &input.toml();
@@ -208,6 +247,12 @@ impl AgentOptions {
         );
         if let Some(n) = self.max_line_bytes {
             t += &format!("max_line_bytes = {n}\n");
+        }
+        if let Some(d) = &self.gzip_incomplete_timeout {
+            t += &format!("gzip_incomplete_timeout = {}\n", toml_str(d));
+        }
+        if let Some(d) = &self.partial_line_timeout {
+            t += &format!("partial_line_timeout = {}\n", toml_str(d));
         }
         if self.spool_max_bytes.is_some() || self.when_full.is_some() {
             t += "\n[spool]\n";

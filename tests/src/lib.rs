@@ -13,6 +13,7 @@
 //! - [`hook`]: a webhook receiver that records what notifiers POST;
 //! - [`lines`]: lines with unique ids written by a background thread, and the accounting
 //!   of what reached the sink;
+//! - [`logrotate`]: the real logrotate and gzip;
 //! - [`wait_until`]: polling with a deadline (tests never sleep to synchronise).
 //!
 //! The binaries are found next to the test executable (`target/debug/`), or in
@@ -26,6 +27,7 @@ pub mod frames;
 pub mod hook;
 pub mod http;
 pub mod lines;
+pub mod logrotate;
 pub mod process;
 pub mod sink;
 

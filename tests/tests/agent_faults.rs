@@ -11,13 +11,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use logferry_e2e::http;
 use logferry_e2e::lines::{
     self, wait_for_ledger, Accounting, Ledger, Reopen, Writer, WriterOptions,
 };
+use logferry_e2e::logrotate::{logrotate_or_skip, run_logrotate};
 use logferry_e2e::{sink, wait_until, Agent, AgentOptions, Aggregator, AggregatorOptions, TestDir};
 
 /// How long all lines may take to arrive once writing stopped.
@@ -354,46 +354,6 @@ fn full_spool_with_drop_oldest_loses_exactly_the_counted_lines() {
         missing, dropped,
         "drop_oldest: the lines missing at the sink must be exactly the lines the agent \
          counted in {DROPPED_LINES}, but {difference}; {acc}"
-    );
-}
-
-/// The `logrotate` binary, or `None` (after a loud message) when it is not installed and
-/// the run is not CI. Under CI (`CI` set) a missing logrotate fails the test.
-fn logrotate_or_skip(test: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|d| d.join("logrotate"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-        assert!(
-            !ci,
-            "{test}: logrotate is not installed (Debian package `logrotate`; .ci/run installs it)"
-        );
-        eprintln!(
-            "\n!!!!!!!! {test} SKIPPED: logrotate is not installed. Install the Debian \
-             package `logrotate` to run it (under CI this is a failure). !!!!!!!!\n"
-        );
-    }
-    found
-}
-
-/// Runs `logrotate -s STATE -f CONF`, which rotates whether or not the file is due.
-fn run_logrotate(bin: &Path, state: &Path, conf: &Path) {
-    let out = Command::new(bin)
-        .arg("-s")
-        .arg(state)
-        .arg("-f")
-        .arg(conf)
-        .output()
-        .expect("run logrotate");
-    assert!(
-        out.status.success(),
-        "logrotate failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -53,7 +53,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -172,6 +172,8 @@ pub struct Spool {
     max_bytes: u64,
     when_full: WhenFull,
     room: (Mutex<()>, Condvar),
+    /// A commit is waiting for room (`when_full = "block"`): reading has stopped.
+    blocked: AtomicBool,
     /// Batches with a send under way ([`Spool::begin_send`]).
     sending: Mutex<BTreeSet<u64>>,
 }
@@ -230,9 +232,24 @@ impl Spool {
         Ok(())
     }
 
+    /// Stores `cp` on its own, durably: the position of a file none of whose lines are in
+    /// a batch (see `Batcher::note_position`).
+    pub fn save_checkpoint(&self, cp: &Checkpoint) -> Result<(), SpoolError> {
+        self.checkpoints.insert(&cp.key()[..], cp.encode())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Bytes of batches held.
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether a commit is waiting for room under `when_full = "block"`, so reading has
+    /// stopped until a batch is acknowledged. (The spool can be blocked below
+    /// `max_bytes`: the next batch does not fit.)
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::Relaxed)
     }
 
     /// Number of batches held.
@@ -271,8 +288,10 @@ impl Spool {
             match self.when_full {
                 WhenFull::Block => {
                     if stop() {
+                        self.blocked.store(false, Ordering::Relaxed);
                         return Err(SpoolError::Interrupted);
                     }
+                    self.blocked.store(true, Ordering::Relaxed);
                     let guard = lock(&self.room.0);
                     let _ = self.room.1.wait_timeout(guard, ROOM_WAIT);
                 }
@@ -284,6 +303,7 @@ impl Spool {
             }
         }
 
+        self.blocked.store(false, Ordering::Relaxed);
         let mut writer = lock(&self.writer);
         let appended = writer
             .append(seq, frame, frame_record_count(frame))

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex};
 
 use sled::transaction::ConflictableTransactionError;
@@ -220,6 +220,7 @@ impl Spool {
             max_bytes,
             when_full,
             room: (Mutex::new(()), Condvar::new()),
+            blocked: AtomicBool::new(false),
             sending: Mutex::new(Default::default()),
         })
     }

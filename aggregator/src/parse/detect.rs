@@ -215,7 +215,9 @@ impl Detector {
             }
         }
         for (i, p) in self.parsers.iter().enumerate() {
-            if i == plan.last {
+            // The remembered parser was tried above, unless it is plain text, which must
+            // still be reached here (through `auto`, like any other match).
+            if i == plan.last && i != catch_all {
                 continue;
             }
             if let Some(parsed) = p.parse(line, &self.ctx) {
@@ -311,6 +313,35 @@ mod tests {
             proptest::prop_assert!(!got.format.is_empty());
             proptest::prop_assert!(got.parsed.message.len() <= line.len());
         }
+    }
+
+    /// Found by the `parse_line` fuzz check: once a source's last line was plain text,
+    /// the next plain line skipped the plain parser and took the fallback, so a broken
+    /// JSON line was not flagged `parse_error`, trailing blanks stayed and no leading level
+    /// was read.
+    #[test]
+    fn plain_lines_after_plain_lines_are_read_the_same() {
+        let d = Detector::new(Zone::Utc, &[], &[]).expect("detector");
+        for line in [
+            r#"{"msg":"cut here}"#,
+            "[WARN] disk full   ",
+            "error: no route",
+        ] {
+            let fresh = d.detect(&mut d.plan("/y.log"), line);
+            let mut plan = d.plan("/x.log");
+            assert_eq!(d.detect(&mut plan, "just words").format, "plain");
+            let after_plain = d.detect(&mut plan, line);
+            assert_eq!(after_plain.format, "plain");
+            assert_eq!(after_plain.parse_error, fresh.parse_error, "{line}");
+            assert_eq!(after_plain.parsed, fresh.parsed, "{line}");
+        }
+        let mut plan = d.plan("/x.log");
+        d.detect(&mut plan, "just words");
+        let broken = d.detect(&mut plan, r#"{"msg":"cut here}"#);
+        assert!(broken.parse_error);
+        let padded = d.detect(&mut plan, "[WARN] disk full   ");
+        assert_eq!(padded.parsed.message.trim_end(), padded.parsed.message);
+        assert_eq!(padded.parsed.level, Some(Level::Warn));
     }
 
     #[test]

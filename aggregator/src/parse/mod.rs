@@ -14,6 +14,7 @@ pub mod civil;
 pub mod custom;
 pub mod detect;
 pub mod fields;
+mod fuzz;
 pub mod golog;
 pub mod java;
 pub mod json;
@@ -33,6 +34,9 @@ use std::borrow::Cow;
 use logferry_shared::event::{Level, Timestamp};
 
 pub use time::Zone;
+
+#[doc(hidden)]
+pub use fuzz::fuzz_check;
 
 /// A field value as a parser extracted it.
 #[derive(Debug, Clone, PartialEq)]

@@ -110,11 +110,12 @@ pub fn epoch(value: f64) -> Option<Timestamp> {
 
 /// Integer form of [`epoch`], exact for nanoseconds.
 pub fn epoch_int(value: i64) -> Option<Timestamp> {
+    // Seconds past 2262 do not fit in i64 nanoseconds: no timestamp, as in [`epoch`].
     match value {
         v if v <= 0 => None,
-        v if v < 100_000_000_000 => Some(Timestamp(v * 1_000_000_000)),
-        v if v < 100_000_000_000_000 => Some(Timestamp(v * 1_000_000)),
-        v if v < 100_000_000_000_000_000 => Some(Timestamp(v * 1_000)),
+        v if v < 100_000_000_000 => v.checked_mul(1_000_000_000).map(Timestamp),
+        v if v < 100_000_000_000_000 => v.checked_mul(1_000_000).map(Timestamp),
+        v if v < 100_000_000_000_000_000 => v.checked_mul(1_000).map(Timestamp),
         v => Some(Timestamp(v)),
     }
 }
@@ -480,6 +481,21 @@ mod tests {
         assert_eq!(epoch(-1.0), None);
         assert_eq!(epoch(f64::NAN), None);
         assert_eq!(epoch_int(0), None);
+    }
+
+    /// Found by the `parse_line` fuzz check (`{"ts":17630905600}`): seconds past 2262
+    /// overflowed the multiplication to nanoseconds (a panic in debug builds, a wrapped
+    /// time in release).
+    #[test]
+    fn epochs_past_2262_are_no_timestamp() {
+        assert_eq!(epoch_int(17_630_905_600), None);
+        assert_eq!(epoch_int(99_999_999_999), None);
+        assert_eq!(
+            epoch_int(9_223_372_036),
+            Some(Timestamp(9_223_372_036_000_000_000))
+        );
+        assert_eq!(epoch_int(9_223_372_037), None);
+        assert_eq!(epoch(17_630_905_600.0), None);
     }
 
     #[test]

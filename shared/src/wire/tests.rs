@@ -150,6 +150,47 @@ fn unknown_version_codec_and_flags_are_typed_errors() {
     ));
 }
 
+/// A frame with the given ids around an empty batch, written byte by byte: the encoder
+/// refuses ids over [`MAX_ID_LEN`], so it cannot make one.
+fn frame_with_ids(agent: &str, stream: &str) -> Vec<u8> {
+    let body = [1, b'h', 0, 0]; // host "h", base time 0, no records, no sources
+    let mut f = MAGIC.to_vec();
+    f.extend_from_slice(&[VERSION, Codec::None.id(), 0, 0]);
+    f.extend_from_slice(&1u64.to_be_bytes());
+    f.extend_from_slice(&0u32.to_be_bytes());
+    f.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    f.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    f.extend_from_slice(&[agent.len() as u8, stream.len() as u8]);
+    f.extend_from_slice(agent.as_bytes());
+    f.extend_from_slice(stream.as_bytes());
+    f.extend_from_slice(&body);
+    let crc = crc32fast::hash(&f);
+    f.extend_from_slice(&crc.to_be_bytes());
+    f
+}
+
+/// docs/wire.md: ids are 1..=128 bytes. The decoder once took up to 255, which the
+/// encoder cannot write back (found by the `decode_frame` fuzz check's round trip).
+#[test]
+fn ids_longer_than_the_limit_are_refused() {
+    let ok = frame_with_ids(&"a".repeat(MAX_ID_LEN), &"s".repeat(MAX_ID_LEN));
+    assert!(decode_frame(&ok, &limits()).is_ok());
+    fuzz_decode(&ok);
+    for (agent, stream) in [
+        ("a".repeat(MAX_ID_LEN + 1), "s".to_owned()),
+        ("a".to_owned(), "s".repeat(255)),
+    ] {
+        let f = frame_with_ids(&agent, &stream);
+        assert!(
+            matches!(decode_frame(&f, &limits()), Err(WireError::BadHeader(_))),
+            "ids of {} and {} bytes accepted",
+            agent.len(),
+            stream.len()
+        );
+        fuzz_decode(&f);
+    }
+}
+
 #[test]
 fn stderr_flag_round_trips_and_unknown_record_flags_are_refused() {
     let mut b = BatchBuilder::new("node-1", 1_700_000_000_000, 64);

@@ -20,6 +20,7 @@ pub(super) fn cp(offset: u64) -> Checkpoint {
         ino: 1234,
         fingerprint: Fingerprint::of(b"first line"),
         updated_ms: 1_800_000_000_000,
+        gzip: None,
     }
 }
 
@@ -93,14 +94,19 @@ fn block_waits_for_an_ack_and_can_be_interrupted() {
     assert_eq!(s.len(), 1);
     std::thread::scope(|scope| {
         let waiter = scope.spawn(|| s.commit(2, &frame(1, 100), &[], &|| false));
-        // The waiter cannot finish until seq 1 is acknowledged.
+        // The waiter cannot finish until seq 1 is acknowledged; it reports itself
+        // blocked although the spool is below its limit (the next batch does not fit).
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while s.len() != 1 && std::time::Instant::now() < deadline {
-            std::thread::yield_now();
+        while !s.is_blocked() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
         }
+        assert!(s.is_blocked(), "the second commit waits for room");
+        assert!(s.bytes() < 150);
+        assert_eq!(s.len(), 1);
         s.ack(1).unwrap();
         waiter.join().unwrap().unwrap();
     });
+    assert!(!s.is_blocked());
     assert_eq!(s.next_after(0).unwrap().unwrap().0, 2);
 }
 
@@ -214,6 +220,21 @@ fn checkpoint_encoding_round_trips() {
     assert_eq!(Checkpoint::decode(&c.key(), &c.encode()), Some(c));
     assert_eq!(Checkpoint::decode(&[0; 16], b"\x02abc"), None);
     assert_eq!(Checkpoint::decode(&[0; 16], b"\x09abc"), None);
+    // A gzip file's position: version 3, read back with its member start; cut short, it
+    // is unreadable rather than misread.
+    let g = Checkpoint {
+        gzip: Some(crate::gzip::MemberStart {
+            file_offset: 123_456,
+            content_offset: u64::MAX - 7,
+        }),
+        ..cp(u64::MAX - 3)
+    };
+    let bytes = g.encode();
+    assert_eq!(bytes[0], 3);
+    assert_eq!(Checkpoint::decode(&g.key(), &bytes), Some(g.clone()));
+    assert_eq!(Checkpoint::decode(&g.key(), &bytes[..50]), None);
+    // Plain files keep version 2, which earlier agents read.
+    assert_eq!(cp(1).encode()[0], 2);
 }
 
 #[test]

@@ -21,7 +21,8 @@
 //!   beyond what one [`Decoder::feed`] brings.
 //!
 //! The output does not depend on how the input is split into [`Decoder::feed`] calls; a
-//! property test and the `syslog_framing` fuzz target check it.
+//! property test and the `syslog_framing` fuzz target ([`fuzz_check`], also run on stable
+//! by `tests/fuzz_seeds.rs`) check it.
 
 use memchr::memchr;
 
@@ -356,4 +357,50 @@ pub fn decode_all(max_message: usize, pieces: &[&[u8]]) -> Vec<Result<(Vec<u8>, 
         out.push(Ok((m.bytes.to_vec(), m.truncated)));
     }
     out
+}
+
+/// The `syslog_framing` fuzz target's check (also run on stable over its seeds and
+/// mutations of them by `tests/fuzz_seeds.rs`). Byte 0 picks the message limit
+/// (1..=256), byte 1 the piece length (1..=256); the rest is the stream. It panics if
+/// decoding the stream whole and in pieces differ, if the decoder's buffer outgrows its
+/// bound, if a message is empty or over the limit, if a line-framed message holds a line
+/// feed, or if anything follows a framing error.
+#[doc(hidden)]
+pub fn fuzz_check(data: &[u8]) {
+    let [max, piece, stream @ ..] = data else {
+        return;
+    };
+    let max = usize::from(*max) + 1;
+    let piece = usize::from(*piece) + 1;
+    let whole = decode_all(max, &[stream]);
+    let pieces: Vec<&[u8]> = stream.chunks(piece).collect();
+    assert_eq!(
+        decode_all(max, &pieces),
+        whole,
+        "split into pieces of {piece}"
+    );
+    if let Some(i) = whole.iter().position(Result::is_err) {
+        assert_eq!(i + 1, whole.len(), "messages after a framing error");
+    }
+    let mut d = Decoder::new(max);
+    d.feed(stream);
+    let mut seen = 0;
+    while let Some(m) = d.next_message() {
+        let Ok(m) = m else { break };
+        assert!(
+            !m.bytes.is_empty() && m.bytes.len() <= max,
+            "message of {}",
+            m.bytes.len()
+        );
+        assert!(m.framing == Framing::OctetCounting || !m.bytes.contains(&b'\n'));
+        assert_eq!(whole.get(seen), Some(&Ok((m.bytes.to_vec(), m.truncated))));
+        seen += 1;
+    }
+    if let Some(m) = d.finish() {
+        assert!(m.incomplete && !m.bytes.is_empty() && m.bytes.len() <= max);
+        assert!(m.framing == Framing::OctetCounting || !m.bytes.contains(&b'\n'));
+        seen += 1;
+    }
+    let errors = whole.iter().filter(|m| m.is_err()).count();
+    assert_eq!(seen + errors, whole.len());
 }
