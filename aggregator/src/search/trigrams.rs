@@ -133,18 +133,18 @@ impl FilterBuilder {
     }
 }
 
-/// Share of the bits set in a filter.
-pub fn fill(filter: &[u8]) -> f64 {
-    let set: u32 = filter.iter().map(|b| b.count_ones()).sum();
-    f64::from(set) / (filter.len() * 8).max(1) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::super::query::TextFilter;
     use super::*;
+
+    /// Share of the bits set in a filter.
+    fn fill(filter: &[u8]) -> f64 {
+        let set: u32 = filter.iter().map(|b| b.count_ones()).sum();
+        f64::from(set) / (filter.len() * 8).max(1) as f64
+    }
 
     fn filter_of(lines: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
