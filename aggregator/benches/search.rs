@@ -13,7 +13,8 @@
 //! - appends 200,000 more events on one thread while another runs the queries in a loop,
 //!   and reports both sides.
 //!
-//! `SEARCH_BENCH_LEVEL=N` sets the zstd level instead of the default (0: uncompressed).
+//! `SEARCH_BENCH_LEVEL=N` sets the zstd level instead of the default (0: uncompressed);
+//! `SEARCH_BENCH_BLOCK_BYTES=N` the line bytes at which a block is sealed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -422,9 +423,17 @@ fn main() {
     {
         settings.compression_level = level;
     }
+    if let Some(bytes) = std::env::var("SEARCH_BENCH_BLOCK_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        settings.block_bytes = bytes;
+    }
     println!(
-        "zstd level {}; load average {} (2 CPUs, shared)",
+        "zstd level {}, blocks of up to {} events and {} line bytes; load average {} (2 CPUs, shared)",
         settings.compression_level,
+        settings.block_events,
+        settings.block_bytes,
         load_average()
     );
     let store = Arc::new(

@@ -4,7 +4,7 @@
 //!
 //! # Shape
 //!
-//! Events go into an open block in memory; a full block (4,096 events or 1 MiB of lines)
+//! Events go into an open block in memory; a full block (4,096 events or 256 KiB of lines)
 //! is sealed: its fields are written column by column into a meta section, its JSON lines
 //! back to back into a lines section, each zstd-compressed with a CRC-32, and appended to
 //! the newest segment file in `<data_dir>/search` (`segment.rs`), after a text filter: a
@@ -43,12 +43,12 @@
 //!   after each seal), and segments whose newest block was sealed more than `max_age` ago
 //!   are deleted after each seal and at [`EventStore::expire`]; queries skip expired blocks
 //!   even before that.
-//! - Memory: the open block (at most 4,096 events and 1 MiB of lines plus one line of at
+//! - Memory: the open block (at most 4,096 events and 256 KiB of lines plus one line of at
 //!   most 1 MiB, ~19 bytes of columns per event and its distinct names), a second such
 //!   block while it is being sealed and a third kept empty for reuse, the sealer's
 //!   compression buffers (about one more block) and text filter (32 KiB), and about 380
 //!   bytes of summary per sealed block, at most [`MAX_BLOCKS`] of them (12 MiB; 1 GiB of
-//!   full blocks is typically a few thousand). Text filters stay on disk: kept in memory
+//!   full blocks of ~300-byte lines is about 30,000). Text filters stay on disk: kept in memory
 //!   they would cost up to 32 KiB a block, a few tens of MiB for a full 1 GiB store. A
 //!   query holds, per thread it scans with (at most [`MAX_SCAN_THREADS`]), the newest
 //!   `limit + 1` matching lines (`limit` ≤ 1,000) and one block's sections.

@@ -16,9 +16,11 @@ use super::scan::{scan_blocks, scan_memory, Filter, ScanCounts, Scratch, StoredB
 use super::segment::Segments;
 use crate::rules::{Clock, SystemClock};
 
-/// Most sealed blocks indexed; beyond it the oldest segments go, as for size. Full blocks
-/// never get near it (it is 134 million events); it bounds the summaries' memory (about
-/// 380 bytes a block, so 12 MiB) when many small blocks are sealed by [`EventStore::flush`].
+/// Most sealed blocks indexed; beyond it the oldest segments go, as for size. It bounds
+/// the summaries' memory (about 380 bytes a block, so 12 MiB), also when many small blocks
+/// are sealed by [`EventStore::flush`]. Full blocks of ~300-byte lines reach it at about
+/// 1.3 GiB on disk (27 million events), so with the default `max_bytes` (1 GiB) size
+/// binds first; lines that compress better than ~8x can reach it before `max_bytes`.
 pub const MAX_BLOCKS: usize = 32_768;
 /// Most threads one query reads sealed blocks with.
 pub const MAX_SCAN_THREADS: usize = 4;
