@@ -8,12 +8,13 @@
 //! - appends them to a store with the default settings in a temporary directory, in
 //!   batches of 1,000 on one thread, and reports events/s and the slowest batch;
 //! - runs each kind of query (one filter each, combined, a time window, page 1 and page 5,
-//!   a text that matches nothing so every block is read) [`RUNS`] times, interleaved, and
-//!   reports p50, p95 and max latency;
+//!   a rare text, a text that matches nothing) [`RUNS`] times, interleaved, and reports
+//!   p50, p95 and max latency, CPU time, and the blocks its text filters let it skip;
 //! - appends 200,000 more events on one thread while another runs the queries in a loop,
 //!   and reports both sides.
 //!
-//! `SEARCH_BENCH_LEVEL=N` sets the zstd level instead of the default (0: uncompressed).
+//! `SEARCH_BENCH_LEVEL=N` sets the zstd level instead of the default (0: uncompressed);
+//! `SEARCH_BENCH_BLOCK_BYTES=N` the line bytes at which a block is sealed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -365,32 +366,37 @@ fn run_queries(store: &EventStore, kinds: &[(&str, Query, usize)], runs: usize) 
         .collect();
     let mut times = vec![Vec::with_capacity(runs); kinds.len()];
     let mut cpu = vec![Duration::ZERO; kinds.len()];
+    let mut skipped = vec![0; kinds.len()];
     for _ in 0..runs {
         for (i, (q, _)) in prepared.iter().enumerate() {
+            let before = store.stats().text_skipped_blocks_total;
             let (start, start_cpu) = (Instant::now(), cpu_time());
             let page = store.search(q).expect("query");
             times[i].push(start.elapsed());
             cpu[i] += cpu_time().saturating_sub(start_cpu);
+            skipped[i] += store.stats().text_skipped_blocks_total - before;
             std::hint::black_box(page);
         }
     }
     println!(
-        "  {:<34} {:>7} {:>9} {:>9} {:>9} {:>9}",
-        "query (limit 100)", "events", "p50 ms", "p95 ms", "max ms", "cpu ms"
+        "  {:<34} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "query (limit 100)", "events", "p50 ms", "p95 ms", "max ms", "cpu ms", "skipped"
     );
     for (i, (name, _, _)) in kinds.iter().enumerate() {
         let t = &mut times[i];
         t.sort();
         println!(
-            "  {:<34} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.1}",
+            "  {:<34} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.1} {:>8}",
             name,
             prepared[i].1,
             ms(percentile(t, 0.5)),
             ms(percentile(t, 0.95)),
             ms(t[t.len() - 1]),
-            ms(cpu[i]) / runs as f64
+            ms(cpu[i]) / runs as f64,
+            skipped[i] / runs as u64
         );
     }
+    println!("  (skipped: blocks per query that the text filters ruled out unread)");
 }
 
 /// Appends in batches: (seconds, CPU seconds, slowest batch).
@@ -417,9 +423,17 @@ fn main() {
     {
         settings.compression_level = level;
     }
+    if let Some(bytes) = std::env::var("SEARCH_BENCH_BLOCK_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        settings.block_bytes = bytes;
+    }
     println!(
-        "zstd level {}; load average {} (2 CPUs, shared)",
+        "zstd level {}, blocks of up to {} events and {} line bytes; load average {} (2 CPUs, shared)",
         settings.compression_level,
+        settings.block_events,
+        settings.block_bytes,
         load_average()
     );
     let store = Arc::new(
@@ -441,12 +455,14 @@ fn main() {
         ms(slowest)
     );
     println!(
-        "on disk: {:.1} MiB in {} segments, {} blocks ({:.1} bytes/event, {:.1}x smaller than the lines)",
+        "on disk: {:.1} MiB in {} segments, {} blocks ({:.1} bytes/event, {:.1}x smaller than the lines), of which text filters {:.2} MiB ({:.1} KiB/block)",
         stats.bytes as f64 / (1 << 20) as f64,
         stats.segments,
         stats.blocks,
         stats.bytes as f64 / EVENTS as f64,
-        line_bytes as f64 / stats.bytes as f64
+        line_bytes as f64 / stats.bytes as f64,
+        stats.text_filter_bytes as f64 / (1 << 20) as f64,
+        stats.text_filter_bytes as f64 / 1024.0 / stats.blocks.max(1) as f64
     );
     let kinds = queries();
     println!("queries over {EVENTS} events, {RUNS} runs each, interleaved:");

@@ -1,6 +1,6 @@
-//! One block of events: filled in memory by appends ([`OpenBlock`]), sealed into two
-//! checksummed, compressed sections for a segment file ([`Sealer::seal`]), and read back
-//! ([`open_section`], [`Columns::decode`]).
+//! One block of events: filled in memory by appends ([`OpenBlock`]), sealed into a text
+//! filter (`trigrams.rs`) and two checksummed, compressed sections for a segment file
+//! ([`Sealer::seal`]), and read back ([`open_section`], [`Columns::decode`]).
 //!
 //! A block's events are numbered `first_seq..first_seq + count` in append order. The meta
 //! section holds the block's names and one column per field, so filters on time, level,
@@ -21,6 +21,7 @@ use logferry_shared::event::Level;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::summary::{Bloom, NameKind, Reader, Summary, FLAG_ZSTD};
+use super::trigrams::FilterBuilder;
 
 /// Most events in one block: with three names per event the ids stay below [`NO_NAME`].
 pub const MAX_EVENTS: usize = 16_384;
@@ -371,11 +372,13 @@ impl OpenBlock {
     }
 }
 
-/// Encodes and compresses blocks, keeping its zstd context and buffers from block to block
-/// (about one block's worth).
+/// Encodes and compresses blocks and builds their text filters, keeping its zstd context
+/// and buffers from block to block (about one block's worth).
 pub struct Sealer {
     /// `None`: blocks are stored uncompressed.
     compressor: Option<zstd::bulk::Compressor<'static>>,
+    trigrams: FilterBuilder,
+    filter: Vec<u8>,
     meta_raw: Vec<u8>,
     meta: Vec<u8>,
     lines: Vec<u8>,
@@ -407,13 +410,15 @@ impl Sealer {
                 0 => None,
                 level => Some(zstd::bulk::Compressor::new(level)?),
             },
+            trigrams: FilterBuilder::default(),
+            filter: Vec::new(),
             meta_raw: Vec::new(),
             meta: Vec::new(),
             lines: Vec::new(),
         })
     }
 
-    /// Encodes and compresses `block` and sums it up.
+    /// Encodes and compresses `block`, builds its text filter and sums it up.
     pub fn seal<'a>(
         &'a mut self,
         block: &'a OpenBlock,
@@ -421,6 +426,7 @@ impl Sealer {
     ) -> io::Result<SealedBlock<'a>> {
         self.meta_raw.clear();
         block.cols.encode(&mut self.meta_raw);
+        self.trigrams.build(&block.lines, &mut self.filter);
         let (flags, meta, lines): (u8, &[u8], &[u8]) = match &mut self.compressor {
             Some(c) => {
                 compress_into(c, &self.meta_raw, &mut self.meta)?;
@@ -447,9 +453,12 @@ impl Sealer {
             lines_len: len(lines.len())?,
             lines_crc: crc32fast::hash(lines),
             bloom: block.bloom.clone(),
+            filter_len: len(self.filter.len())?,
+            filter_crc: crc32fast::hash(&self.filter),
         };
         Ok(SealedBlock {
             summary,
+            filter: &self.filter,
             meta,
             lines,
         })
@@ -461,6 +470,8 @@ impl Sealer {
 pub struct SealedBlock<'a> {
     /// Its summary (the block header on disk).
     pub summary: Summary,
+    /// Its text filter.
+    pub filter: &'a [u8],
     /// The stored meta section.
     pub meta: &'a [u8],
     /// The stored lines section.

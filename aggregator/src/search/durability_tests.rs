@@ -1,5 +1,6 @@
-//! What survives: reopening, retention by size and by age, and segments damaged on disk
-//! (torn tails, flipped bytes, files that are not segments).
+//! What survives: reopening, retention by size and by age, segments damaged on disk
+//! (torn tails, flipped bytes, files that are not segments), and segments written in the
+//! format before blocks had text filters.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use logferry_shared::event::Level;
 
+use super::summary::{Summary, SUMMARY_LEN, SUMMARY_LEN_V1};
 use super::tests::{clock, corpus, expected, filled, open, q, settings, walk, Ev, T0};
 use super::*;
 
@@ -242,7 +244,7 @@ fn unreadable_segments_and_stray_files() {
     let short = dir.path().join(format!("{:020}.seg", 8));
     fs::write(&short, b"LFS").unwrap();
     let newer_version = dir.path().join(format!("{:020}.seg", 9));
-    fs::write(&newer_version, b"LFSEARCH\x02\0\0\0\0\0\0\0").unwrap();
+    fs::write(&newer_version, b"LFSEARCH\x03\0\0\0\0\0\0\0").unwrap();
     let stray = dir.path().join("notes.txt");
     fs::write(&stray, b"left alone").unwrap();
     let store = open(dir.path(), settings(10), &c);
@@ -274,4 +276,108 @@ fn a_block_that_cannot_be_written_is_dropped_and_the_store_carries_on() {
     drop(store);
     let store = open(&path, settings(4), &c);
     assert_eq!(walk(&store, &q()), expected(&evs[4..], |_| true));
+}
+
+/// Rewrites a segment in format version 1, as the store wrote it before blocks had text
+/// filters: the shorter summary, no filter.
+fn rewrite_as_version_1(path: &Path) {
+    let b = fs::read(path).unwrap();
+    let mut out = b[..16].to_vec();
+    out[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let mut pos = 16;
+    while pos < b.len() {
+        let body = &b[pos + 12..pos + 12 + SUMMARY_LEN];
+        let s = Summary::decode(body).unwrap();
+        let v1 = &body[..SUMMARY_LEN_V1];
+        out.extend_from_slice(b"LFBK");
+        out.extend_from_slice(&(SUMMARY_LEN_V1 as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(v1).to_le_bytes());
+        out.extend_from_slice(v1);
+        let meta_at = pos + 12 + SUMMARY_LEN + s.filter_len as usize;
+        let end = meta_at + (s.meta_len + s.lines_len) as usize;
+        out.extend_from_slice(&b[meta_at..end]);
+        pos = end;
+    }
+    assert_eq!(pos, b.len());
+    fs::write(path, out).unwrap();
+}
+
+fn text(t: &str) -> Query {
+    Query {
+        text: Some(t.into()),
+        ..q()
+    }
+}
+
+#[test]
+fn blocks_written_before_text_filters_are_still_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = clock();
+    let evs = corpus();
+    let store = open(dir.path(), settings(8), &c);
+    store.append(evs[..40].iter().map(Ev::as_new));
+    drop(store);
+    let old = segment_files(dir.path()).remove(0);
+    let before = fs::metadata(&old).unwrap().len();
+    rewrite_as_version_1(&old);
+    assert!(fs::metadata(&old).unwrap().len() < before);
+    let store = open(dir.path(), settings(8), &c);
+    assert_eq!(store.stats().blocks, 5, "every old block kept");
+    let found = |t: &str, evs: &[Ev]| {
+        let t = t.to_ascii_lowercase();
+        expected(evs, |e| e.line.to_ascii_lowercase().contains(&t))
+    };
+    for t in ["expired", "TIMEOUT", "zebra", "ok", "user:3"] {
+        assert_eq!(walk(&store, &text(t)), found(t, &evs[..40]), "{t}");
+    }
+    assert_eq!(
+        store.stats().text_skipped_blocks_total,
+        0,
+        "old blocks have no filter"
+    );
+    // New blocks go to a new segment, with filters; the old ones are read as before.
+    store.append(evs[40..].iter().map(Ev::as_new));
+    drop(store);
+    let store = open(dir.path(), settings(8), &c);
+    assert_eq!(segment_files(dir.path()).len(), 2);
+    assert_eq!(walk(&store, &q()), expected(&evs, |_| true));
+    for t in ["expired", "TIMEOUT", "zebra", "ok", "user:3"] {
+        assert_eq!(walk(&store, &text(t)), found(t, &evs), "{t}");
+    }
+    // A text found nowhere: each of the three new blocks is skipped by its filter, and the
+    // five old ones are read.
+    let skipped = store.stats().text_skipped_blocks_total;
+    assert!(walk(&store, &text("zebra crossing")).is_empty());
+    assert_eq!(store.stats().text_skipped_blocks_total - skipped, 3);
+    assert_eq!(store.stats().damaged_blocks_total, 0);
+}
+
+#[test]
+fn a_damaged_text_filter_makes_its_block_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = clock();
+    let evs = corpus();
+    let store = open(dir.path(), settings(10), &c);
+    store.append(evs[..30].iter().map(Ev::as_new));
+    drop(store);
+    let store = open(dir.path(), settings(10), &c);
+    store.append(evs[30..].iter().map(Ev::as_new));
+    drop(store);
+    let files = segment_files(dir.path());
+    let mut bytes = fs::read(&files[0]).unwrap();
+    // The first block's filter follows the file header and the block header.
+    let filter_at = 16 + 12 + SUMMARY_LEN;
+    bytes[filter_at + 3] ^= 0x10;
+    fs::write(&files[0], &bytes).unwrap();
+    let store = open(dir.path(), settings(10), &c);
+    // A query without text does not read filters.
+    assert_eq!(walk(&store, &q()), expected(&evs, |_| true));
+    let mut want = evs.clone();
+    want.drain(..10);
+    assert_eq!(
+        walk(&store, &text("order")),
+        expected(&want, |e| e.line.contains("order"))
+    );
+    assert_eq!(store.stats().damaged_blocks_total, 1);
+    assert_eq!(walk(&store, &q()), expected(&want, |_| true));
 }

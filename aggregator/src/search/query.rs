@@ -12,6 +12,7 @@ use logferry_shared::event::Level;
 use memchr::memmem;
 
 use super::block::level_code;
+use super::trigrams;
 
 /// Events per page when the query does not say.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -144,11 +145,17 @@ impl Key {
 }
 
 /// The text filter, ready to run: the needle JSON-escaped and lower-cased.
+///
+/// A line matches when the needle occurs in it once ASCII-lower-cased (a needle without
+/// ASCII letters is looked for in the line as stored, which finds the same places). The
+/// blocks' trigram filters (`trigrams.rs`) rely on exactly this.
 #[derive(Debug)]
 pub struct TextFilter {
     finder: memmem::Finder<'static>,
     /// Whether the needle has ASCII letters (otherwise lines are searched as they are).
     fold: bool,
+    /// The needle's trigram hashes, for the blocks' text filters.
+    trigrams: Vec<u32>,
 }
 
 impl TextFilter {
@@ -164,6 +171,7 @@ impl TextFilter {
         let needle = escaped.to_ascii_lowercase().into_bytes();
         Some(TextFilter {
             fold: needle.iter().any(u8::is_ascii_lowercase),
+            trigrams: trigrams::needle_hashes(&needle),
             finder: memmem::Finder::new(&needle).into_owned(),
         })
     }
@@ -171,6 +179,17 @@ impl TextFilter {
     /// Needle length in bytes.
     pub fn needle_len(&self) -> usize {
         self.finder.needle().len()
+    }
+
+    /// The needle as searched: JSON-escaped and ASCII-lower-cased.
+    pub fn needle(&self) -> &[u8] {
+        self.finder.needle()
+    }
+
+    /// The needle's trigram hashes ([`trigrams::needle_hashes`]): empty for needles
+    /// shorter than three bytes.
+    pub fn trigrams(&self) -> &[u32] {
+        &self.trigrams
     }
 
     /// Whether the lower-cased form of lines must be searched.

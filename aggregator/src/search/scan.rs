@@ -1,6 +1,7 @@
-//! Running a query over blocks: skip a block by its summary, filter its events by their
-//! columns, search the lines of the survivors for the text, and keep the newest `limit + 1`
-//! matches in a heap (the extra one tells whether there is a next page).
+//! Running a query over blocks: skip a block by its summary, or by its text filter (read
+//! from disk, only for a text of three bytes or more), filter its events by their columns,
+//! search the lines of the survivors for the text, and keep the newest `limit + 1` matches
+//! in a heap (the extra one tells whether there is a next page).
 //!
 //! The store hands blocks over newest first (by their latest timestamp), so once the heap
 //! is full a block whose latest event is older than the heap's oldest ends the scan. The
@@ -19,6 +20,7 @@ use super::block::{open_section, Columns, Damage, OpenBlock, NO_NAME};
 use super::query::{Key, LevelSet, Page, Query, QueryError, TextFilter, MAX_LIMIT};
 use super::segment::Location;
 use super::summary::{Bloom, NameKind, Summary};
+use super::trigrams;
 
 /// A block on disk, as the store's index holds it.
 #[derive(Debug)]
@@ -29,6 +31,15 @@ pub struct StoredBlock {
     pub location: Location,
     /// Set once a read found it damaged, so it is reported once and then skipped.
     pub damaged: AtomicBool,
+}
+
+/// What scans count, for [`super::StoreStats`].
+#[derive(Debug, Default)]
+pub struct ScanCounts {
+    /// Blocks found damaged.
+    pub damaged: AtomicU64,
+    /// Blocks a text query skipped by their text filter.
+    pub text_skipped: AtomicU64,
 }
 
 /// What a summary check needs from a block, stored or in memory.
@@ -296,7 +307,7 @@ pub fn scan_blocks(
     blocks: &[&StoredBlock],
     top: &mut TopK,
     threads: usize,
-    damaged: &AtomicU64,
+    counts: &ScanCounts,
 ) {
     let mut s = Scratch::default();
     let mut rest = blocks;
@@ -307,7 +318,7 @@ pub fn scan_blocks(
         match step(&b.summary, top.floor(), i64::MIN) {
             Step::Stop => return,
             Step::Skip => {}
-            Step::Scan => scan_stored(filter, b, top, &mut s, damaged),
+            Step::Scan => scan_stored(filter, b, top, &mut s, counts),
         }
         rest = tail;
     }
@@ -326,7 +337,7 @@ pub fn scan_blocks(
             match step(&b.summary, mine.floor(), stop_below.load(Ordering::Relaxed)) {
                 Step::Stop => break,
                 Step::Skip => continue,
-                Step::Scan => scan_stored(filter, b, &mut mine, &mut s, damaged),
+                Step::Scan => scan_stored(filter, b, &mut mine, &mut s, counts),
             }
             // Each heap's oldest match bounds the page for everyone.
             if let Some(f) = mine.floor() {
@@ -357,28 +368,62 @@ pub fn scan_blocks(
 }
 
 /// Adds the matches of a stored block. A block that cannot be read is reported (once,
-/// counting it in `damaged`) and skipped.
+/// counting it in `counts`) and skipped.
 fn scan_stored(
     filter: &Filter,
     block: &StoredBlock,
     top: &mut TopK,
     s: &mut Scratch,
-    damaged: &AtomicU64,
+    counts: &ScanCounts,
 ) {
     if block.damaged.load(Ordering::Relaxed) {
         return;
     }
-    if let Err(e) = try_scan_stored(filter, block, top, s) {
-        if !block.damaged.swap(true, Ordering::Relaxed) {
-            damaged.fetch_add(1, Ordering::Relaxed);
-            warn!(
-                path = %block.location.segment.path.display(),
-                offset = block.location.meta_at,
-                first_seq = block.summary.first_seq,
-                error = %e,
-                "search block damaged; skipping it"
-            );
+    match text_excludes(filter, block, s) {
+        Ok(true) => {
+            counts.text_skipped.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        Ok(false) => {}
+        Err(e) => return report_damage(block, &e, counts),
+    }
+    if let Err(e) = try_scan_stored(filter, block, top, s) {
+        report_damage(block, &e, counts);
+    }
+}
+
+/// True when the block's text filter shows that it cannot hold the query's text. Reads
+/// the filter only when there is one and the text has a trigram.
+fn text_excludes(filter: &Filter, block: &StoredBlock, s: &mut Scratch) -> Result<bool, Damage> {
+    let sum = &block.summary;
+    let hashes = match &filter.text {
+        Some(text) if sum.filter_len > 0 && !text.trigrams().is_empty() => text.trigrams(),
+        _ => return Ok(false),
+    };
+    let at = block
+        .location
+        .meta_at
+        .checked_sub(u64::from(sum.filter_len))
+        .ok_or(Damage::Meta)?;
+    let seg = &block.location.segment;
+    seg.read_at(at, sum.filter_len as usize, &mut s.stored)?;
+    if crc32fast::hash(&s.stored) != sum.filter_crc {
+        return Err(Damage::Checksum);
+    }
+    Ok(!trigrams::may_contain(&s.stored, hashes))
+}
+
+/// Marks a block damaged, warning and counting it the first time.
+fn report_damage(block: &StoredBlock, e: &Damage, counts: &ScanCounts) {
+    if !block.damaged.swap(true, Ordering::Relaxed) {
+        counts.damaged.fetch_add(1, Ordering::Relaxed);
+        warn!(
+            path = %block.location.segment.path.display(),
+            offset = block.location.meta_at,
+            first_seq = block.summary.first_seq,
+            error = %e,
+            "search block damaged; skipping it"
+        );
     }
 }
 

@@ -2,9 +2,13 @@
 //! then sealed blocks back to back. Only the newest segment is ever written; older ones
 //! are only read, and deleted whole by retention.
 //!
-//! File header: `"LFSEARCH" | version u32 | 0u32`. Block record: `"LFBK" | summary length
-//! u32 | summary CRC-32 u32 | summary | meta section | lines section` (little-endian; the
-//! summary says how long the sections are and holds their CRC-32s).
+//! File header: `"LFSEARCH" | version u32 | 0u32`. Block record, version 2: `"LFBK" |
+//! summary length u32 | summary CRC-32 u32 | summary | text filter | meta section | lines
+//! section` (little-endian; the summary says how long the filter and the sections are and
+//! holds their CRC-32s). Version 1, which this store wrote before blocks had a text filter,
+//! has the shorter summary ([`SUMMARY_LEN_V1`]) and no filter; such segments are still read
+//! (their blocks may contain any text) until retention deletes them, and new blocks always
+//! go to a new segment, written in version 2.
 //!
 //! Recovery ([`Segments::open`]) reads every block header. A header that is cut short,
 //! fails its checksum or promises more bytes than the file has ends the segment: the file
@@ -23,10 +27,11 @@ use std::sync::Arc;
 use tracing::warn;
 
 use super::block::SealedBlock;
-use super::summary::{Summary, SUMMARY_LEN};
+use super::summary::{Summary, SUMMARY_LEN, SUMMARY_LEN_V1};
 
 const FILE_MAGIC: &[u8; 8] = b"LFSEARCH";
-const VERSION: u32 = 1;
+/// The version written. Version 1 is still read.
+pub const VERSION: u32 = 2;
 const FILE_HEADER_LEN: u64 = 16;
 const BLOCK_MAGIC: &[u8; 4] = b"LFBK";
 const RECORD_PREFIX: usize = 12;
@@ -56,7 +61,8 @@ impl SegmentFile {
 pub struct Location {
     /// The segment holding the block.
     pub segment: Arc<SegmentFile>,
-    /// Offset of the meta section; the lines section follows it.
+    /// Offset of the meta section; the text filter ends there and the lines section
+    /// follows it.
     pub meta_at: u64,
 }
 
@@ -185,12 +191,14 @@ impl Segments {
         let crc = crc32fast::hash(&buf[RECORD_PREFIX..]);
         buf[8..12].copy_from_slice(&crc.to_le_bytes());
         let at = seg.bytes;
-        let meta_at = at + buf.len() as u64;
+        let filter_at = at + buf.len() as u64;
+        let meta_at = filter_at + block.filter.len() as u64;
         let lines_at = meta_at + block.meta.len() as u64;
         let end = lines_at + block.lines.len() as u64;
         let file = &seg.file.file;
         let written = file
             .write_all_at(buf, at)
+            .and_then(|()| file.write_all_at(block.filter, filter_at))
             .and_then(|()| file.write_all_at(block.meta, meta_at))
             .and_then(|()| file.write_all_at(block.lines, lines_at));
         if let Err(e) = written {
@@ -265,9 +273,11 @@ fn recover(
         return Err(invalid("not a search segment"));
     }
     let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    if version != VERSION {
-        return Err(invalid(&format!("unknown version {version}")));
-    }
+    let summary_len = match version {
+        1 => SUMMARY_LEN_V1,
+        VERSION => SUMMARY_LEN,
+        _ => return Err(invalid(&format!("unknown version {version}"))),
+    };
     let file = Arc::new(SegmentFile {
         id,
         path: path.to_owned(),
@@ -287,13 +297,13 @@ fn recover(
         if pos == len {
             break None;
         }
-        let head = (RECORD_PREFIX + SUMMARY_LEN) as u64;
+        let head = (RECORD_PREFIX + summary_len) as u64;
         if len - pos < head {
             break Some("block header cut short");
         }
         file.read_at(pos, head as usize, &mut record)?;
         let (prefix, body) = record.split_at(RECORD_PREFIX);
-        if &prefix[..4] != BLOCK_MAGIC || prefix[4..8] != (SUMMARY_LEN as u32).to_le_bytes() {
+        if &prefix[..4] != BLOCK_MAGIC || prefix[4..8] != (summary_len as u32).to_le_bytes() {
             break Some("no block header");
         }
         if prefix[8..12] != crc32fast::hash(body).to_le_bytes() {
@@ -302,14 +312,17 @@ fn recover(
         let Some(summary) = Summary::decode(body) else {
             break Some("block header inconsistent");
         };
-        let meta_at = pos + head;
+        let filter_at = pos + head;
+        let meta_at = filter_at + u64::from(summary.filter_len);
         let end = meta_at + u64::from(summary.meta_len) + u64::from(summary.lines_len);
         if end > len {
             break Some("block cut short");
         }
         if verify {
+            file.read_at(filter_at, summary.filter_len as usize, &mut section)?;
+            let filter_ok = crc32fast::hash(&section) == summary.filter_crc;
             file.read_at(meta_at, summary.meta_len as usize, &mut section)?;
-            let meta_ok = crc32fast::hash(&section) == summary.meta_crc;
+            let meta_ok = filter_ok && crc32fast::hash(&section) == summary.meta_crc;
             let lines_at = meta_at + u64::from(summary.meta_len);
             file.read_at(lines_at, summary.lines_len as usize, &mut section)?;
             if !meta_ok || crc32fast::hash(&section) != summary.lines_crc {

@@ -12,13 +12,15 @@ use tracing::{info, warn};
 use super::block::{NewEvent, OpenBlock, Sealer};
 use super::config::{SearchConfig, StoreSettings};
 use super::query::{Page, Query, QueryError};
-use super::scan::{scan_blocks, scan_memory, Filter, Scratch, StoredBlock, TopK};
+use super::scan::{scan_blocks, scan_memory, Filter, ScanCounts, Scratch, StoredBlock, TopK};
 use super::segment::Segments;
 use crate::rules::{Clock, SystemClock};
 
-/// Most sealed blocks indexed; beyond it the oldest segments go, as for size. Full blocks
-/// never get near it (it is 134 million events); it bounds the summaries' memory (about
-/// 370 bytes a block, so 12 MiB) when many small blocks are sealed by [`EventStore::flush`].
+/// Most sealed blocks indexed; beyond it the oldest segments go, as for size. It bounds
+/// the summaries' memory (about 380 bytes a block, so 12 MiB), also when many small blocks
+/// are sealed by [`EventStore::flush`]. Full blocks of ~300-byte lines reach it at about
+/// 1.3 GiB on disk (27 million events), so with the default `max_bytes` (1 GiB) size
+/// binds first; lines that compress better than ~8x can reach it before `max_bytes`.
 pub const MAX_BLOCKS: usize = 32_768;
 /// Most threads one query reads sealed blocks with.
 pub const MAX_SCAN_THREADS: usize = 4;
@@ -34,6 +36,8 @@ pub struct StoreStats {
     pub segments: usize,
     /// Bytes of segment files.
     pub bytes: u64,
+    /// Bytes of the sealed blocks' text filters (part of `bytes`).
+    pub text_filter_bytes: u64,
     /// Events appended since start.
     pub appended_total: u64,
     /// Events not stored because a line or name was too long.
@@ -42,6 +46,8 @@ pub struct StoreStats {
     pub lost_total: u64,
     /// Blocks found damaged by queries.
     pub damaged_blocks_total: u64,
+    /// Blocks that text queries skipped by their text filter, without reading them.
+    pub text_skipped_blocks_total: u64,
     /// Segment files deleted by retention.
     pub removed_segments_total: u64,
 }
@@ -51,7 +57,7 @@ struct Counters {
     appended: AtomicU64,
     skipped: AtomicU64,
     lost: AtomicU64,
-    damaged: AtomicU64,
+    scans: ScanCounts,
     removed_segments: AtomicU64,
 }
 
@@ -357,18 +363,19 @@ impl EventStore {
             &order,
             &mut top,
             self.scan_threads,
-            &self.counters.damaged,
+            &self.counters.scans,
         );
         Ok(top.into_page(filter.limit))
     }
 
     /// What the store holds and has done.
     pub fn stats(&self) -> StoreStats {
-        let (events, blocks) = {
+        let (events, blocks, text_filter_bytes) = {
             let st = self.read_state();
             let sealed: u64 = st.blocks.iter().map(|b| u64::from(b.summary.count)).sum();
+            let filters = st.blocks.iter().map(|b| u64::from(b.summary.filter_len));
             let in_memory = st.open.len() + st.sealing.as_ref().map_or(0, |b| b.len());
-            (sealed + in_memory as u64, st.blocks.len())
+            (sealed + in_memory as u64, st.blocks.len(), filters.sum())
         };
         let (segments, bytes) = {
             let w = self.lock_writer();
@@ -380,10 +387,12 @@ impl EventStore {
             blocks,
             segments,
             bytes,
+            text_filter_bytes,
             appended_total: c.appended.load(Ordering::Relaxed),
             skipped_total: c.skipped.load(Ordering::Relaxed),
             lost_total: c.lost.load(Ordering::Relaxed),
-            damaged_blocks_total: c.damaged.load(Ordering::Relaxed),
+            damaged_blocks_total: c.scans.damaged.load(Ordering::Relaxed),
+            text_skipped_blocks_total: c.scans.text_skipped.load(Ordering::Relaxed),
             removed_segments_total: c.removed_segments.load(Ordering::Relaxed),
         }
     }

@@ -1,12 +1,22 @@
 //! What the store keeps in memory for each sealed block, and writes in the block's header:
 //! its sequence numbers, time range, levels, a Bloom filter of its hosts and namespaces,
-//! and where its two sections are and how to check them. Queries read summaries to skip
+//! and where its sections are and how to check them. Queries read summaries to skip
 //! blocks without touching the disk.
+//!
+//! Two layouts: version 1 (segment format 1) ends after the Bloom filter; version 2 adds
+//! the length and CRC-32 of the block's text filter (`trigrams.rs`), which is stored on
+//! disk before the meta section and read only by text queries. A version 1 block has no
+//! text filter: it may contain any text.
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-/// Bytes of an encoded [`Summary`].
-pub const SUMMARY_LEN: usize = 64 + BLOOM_WORDS * 8;
+use super::trigrams;
+
+/// Bytes of a [`Summary`] encoded in the version 1 layout (without a text filter).
+pub const SUMMARY_LEN_V1: usize = 64 + BLOOM_WORDS * 8;
+/// Bytes of an encoded [`Summary`] (version 2: the version 1 layout, then the text
+/// filter's length and CRC-32).
+pub const SUMMARY_LEN: usize = SUMMARY_LEN_V1 + 8;
 /// 64-bit words of a [`Bloom`] filter: 2,048 bits, so a block with up to ~200 distinct
 /// hosts and namespaces gives a false positive for about one name in fifty.
 pub const BLOOM_WORDS: usize = 32;
@@ -86,6 +96,11 @@ pub struct Summary {
     pub lines_crc: u32,
     /// Hosts and namespaces in the block.
     pub bloom: Bloom,
+    /// Bytes of the block's text filter (`trigrams.rs`), stored right before the meta
+    /// section; 0 when the block has none (version 1).
+    pub filter_len: u32,
+    /// CRC-32 of the text filter.
+    pub filter_crc: u32,
 }
 
 impl Summary {
@@ -94,7 +109,8 @@ impl Summary {
         self.first_seq + u64::from(self.count.max(1)) - 1
     }
 
-    /// Appends the fixed-size little-endian encoding ([`SUMMARY_LEN`] bytes).
+    /// Appends the fixed-size little-endian encoding ([`SUMMARY_LEN`] bytes; its first
+    /// [`SUMMARY_LEN_V1`] bytes are the version 1 encoding).
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.first_seq.to_le_bytes());
         out.extend_from_slice(&self.count.to_le_bytes());
@@ -115,11 +131,15 @@ impl Summary {
         for w in self.bloom.0 {
             out.extend_from_slice(&w.to_le_bytes());
         }
+        out.extend_from_slice(&self.filter_len.to_le_bytes());
+        out.extend_from_slice(&self.filter_crc.to_le_bytes());
     }
 
-    /// Inverse of [`Summary::encode`]; `None` for the wrong length or impossible values.
+    /// Inverse of [`Summary::encode`], reading either layout by its length
+    /// ([`SUMMARY_LEN`], or [`SUMMARY_LEN_V1`]: no text filter); `None` for another length
+    /// or impossible values.
     pub fn decode(b: &[u8]) -> Option<Summary> {
-        if b.len() != SUMMARY_LEN {
+        if b.len() != SUMMARY_LEN && b.len() != SUMMARY_LEN_V1 {
             return None;
         }
         let mut r = Reader(b);
@@ -144,14 +164,21 @@ impl Summary {
             lines_len: r.u32()?,
             lines_crc: r.u32()?,
             bloom: Bloom::default(),
+            filter_len: 0,
+            filter_crc: 0,
         };
         for w in &mut s.bloom.0 {
             *w = r.u64()?;
         }
+        if r.rest() > 0 {
+            s.filter_len = r.u32()?;
+            s.filter_crc = r.u32()?;
+        }
         let sane = s.count > 0
             && s.min_ts <= s.max_ts
             && s.first_seq.checked_add(u64::from(s.count)).is_some()
-            && s.flags & !FLAG_ZSTD == 0;
+            && s.flags & !FLAG_ZSTD == 0
+            && (s.filter_len == 0 || trigrams::valid_len(s.filter_len as usize));
         sane.then_some(s)
     }
 }
@@ -215,6 +242,8 @@ mod tests {
             lines_len: 5,
             lines_crc: 6,
             bloom,
+            filter_len: 64,
+            filter_crc: 8,
         }
     }
 
@@ -233,6 +262,27 @@ mod tests {
         let mut flags = b.clone();
         flags[37] = 0x80;
         assert_eq!(Summary::decode(&flags), None, "unknown flag");
+        let mut odd = b.clone();
+        odd[SUMMARY_LEN_V1..SUMMARY_LEN_V1 + 4].copy_from_slice(&48u32.to_le_bytes());
+        assert_eq!(Summary::decode(&odd), None, "impossible filter length");
+    }
+
+    #[test]
+    fn version_1_summaries_read_without_a_text_filter() {
+        let s = example();
+        let mut b = Vec::new();
+        s.encode(&mut b);
+        let v1 = Summary::decode(&b[..SUMMARY_LEN_V1]).unwrap();
+        assert_eq!((v1.filter_len, v1.filter_crc), (0, 0));
+        assert_eq!(
+            v1,
+            Summary {
+                filter_len: 0,
+                filter_crc: 0,
+                ..s
+            }
+        );
+        assert_eq!(Summary::decode(&b[..SUMMARY_LEN_V1 + 4]), None);
     }
 
     #[test]
