@@ -512,7 +512,10 @@ impl AggregatorConfig {
                     format!("{e:#}"),
                 ));
             }
-            if let Some((_, retry)) = sink.queued() {
+            if let Some((queue, retry)) = sink.queued() {
+                queue.validate().map_err(|(key, message)| {
+                    ConfigError::invalid(format!("sinks.{name}.queue.{key}"), message)
+                })?;
                 retry.validate().map_err(|(key, message)| {
                     ConfigError::invalid(format!("sinks.{name}.retry.{key}"), message)
                 })?;
@@ -718,6 +721,37 @@ mod tests {
             parse(&text).unwrap_err().to_string(),
             "sinks.cw.retry.max_backoff: must be more than 0"
         );
+    }
+
+    #[test]
+    fn sink_queue_limits_are_checked_and_named() {
+        let sink =
+            "[sinks.hook]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/\"\n[sinks.hook.queue]\n";
+        let (_d, text) = with_certs(&format!(
+            "{sink}max_bytes = 1048576\nbatch_wait = \"0s\"\nstuck_after = \"1s\"\n"
+        ));
+        assert!(parse(&text).is_ok());
+        for (queue, want) in [
+            (
+                "max_bytes = 0",
+                "sinks.hook.queue.max_bytes: 0 is below the smallest queue, 1048576 bytes (1 MiB)",
+            ),
+            (
+                "dead_letter_max_bytes = 1000",
+                "sinks.hook.queue.dead_letter_max_bytes: 1000 is below the smallest queue, 1048576 bytes (1 MiB)",
+            ),
+            (
+                "stuck_after = \"0s\"",
+                "sinks.hook.queue.stuck_after: must be more than 0",
+            ),
+            (
+                "batch_wait = \"10m\"",
+                "sinks.hook.queue.batch_wait: 10m is not shorter than stuck_after (5m): every waiting batch would make the sink look stuck",
+            ),
+        ] {
+            let (_d, text) = with_certs(&format!("{sink}{queue}\n"));
+            assert_eq!(parse(&text).unwrap_err().to_string(), want, "{queue}");
+        }
     }
 
     #[test]

@@ -78,6 +78,40 @@ impl Default for QueueConfig {
     }
 }
 
+/// Smallest `max_bytes` (and `dead_letter_max_bytes`) accepted: one largest line must fit.
+pub const MIN_QUEUE_BYTES: u64 = 1 << 20;
+
+impl QueueConfig {
+    /// Checks the limits: (the key at fault, what is wrong) when they make no sense.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (key, bytes) in [
+            ("max_bytes", self.max_bytes),
+            ("dead_letter_max_bytes", self.dead_letter_max_bytes),
+        ] {
+            if bytes < MIN_QUEUE_BYTES {
+                return Err((
+                    key,
+                    format!("{bytes} is below the smallest queue, {MIN_QUEUE_BYTES} bytes (1 MiB)"),
+                ));
+            }
+        }
+        if self.stuck_after.is_zero() {
+            return Err(("stuck_after", "must be more than 0".to_owned()));
+        }
+        if self.batch_wait >= self.stuck_after {
+            return Err((
+                "batch_wait",
+                format!(
+                    "{} is not shorter than stuck_after ({}): every waiting batch would make the sink look stuck",
+                    humantime::format_duration(self.batch_wait),
+                    humantime::format_duration(self.stuck_after)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What to do when it is full (the same setting as everywhere else).
 pub use logferry_shared::config::WhenFull;
 
