@@ -661,13 +661,14 @@ include = [%s]
 url = "https://127.0.0.1:%d"
 token = %s
 compression = %s
-
+%s
 [output.tls]
 ca = %s
 
 [admin]
 listen = "127.0.0.1:%d"
 """ % (q(work + "/agent"), q(work + "/in/*.log"), ports["ingest"], q(token), q(args.compression),
+            "" if args.compression_level is None else "compression_level = %d\n" % args.compression_level,
             q(work + "/certs/ca.pem"), ports["agent_admin"]))
     for b, cfg in ((agg_bin, agg_cfg), (os.path.join(bin_dir, "logferry-agent"), agent_cfg)):
         r = subprocess.run([b, "validate", "--config", cfg], capture_output=True, text=True, timeout=60)
@@ -1200,7 +1201,7 @@ def run_steady(args, bin_dir, inp):
 def base_result(args, mode, bin_dir, work, ports):
     return {"bench": "logferry", "mode": mode, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "git": git_rev(), "agent_version": version_of(os.path.join(bin_dir, "logferry-agent")),
-            "compression": args.compression, "transport": "https (TLS, 127.0.0.1)",
+            "compression": args.compression, "compression_level": args.compression_level, "transport": "https (TLS, 127.0.0.1)",
             "cpus": os.cpu_count(), "pinned": bool(args.pin), "loadavg_start": loadavg(), "work_dir": work}
 
 
@@ -2067,6 +2068,8 @@ def main():
                     "(always done in steady mode)")
     ap.add_argument("--bin-dir", help="use the binaries in DIR instead of building release binaries")
     ap.add_argument("--compression", choices=("zstd", "gzip", "none"), default="zstd")
+    ap.add_argument("--compression-level", type=int, default=None,
+                    help="the agent's output.compression_level (default: the agent's own)")
     ap.add_argument("--generator", choices=("auto", "shared", "builtin"), default="auto",
                     help="auto: ../shared/bench/gen_logs.py if present, else the built-in generator")
     ap.add_argument("--rate", type=int, default=50000, help="steady: lines per second in total")

@@ -83,6 +83,8 @@ pub struct Batcher {
     seq: u64,
     open: Option<OpenBatch>,
     pending: Option<Sealed>,
+    /// The body buffer of the last sealed batch, reused by the next one.
+    spare_body: Vec<u8>,
     /// When a failed spool write was last logged (at most one error a minute).
     last_error_log: Option<Instant>,
 }
@@ -191,6 +193,7 @@ impl Batcher {
             seq,
             open: None,
             pending: None,
+            spare_body: Vec::new(),
             last_error_log: None,
         })
     }
@@ -214,7 +217,12 @@ impl Batcher {
     /// batch is committed.
     pub fn push(&mut self, origin: &Origin<'_>, event: Entry<'_>, observed_ms: u64) {
         let open = self.open.get_or_insert_with(|| OpenBatch {
-            builder: BatchBuilder::new(&self.host, observed_ms, self.max_bytes + 4096),
+            builder: BatchBuilder::with_buffer(
+                std::mem::take(&mut self.spare_body),
+                &self.host,
+                observed_ms,
+                self.max_bytes + 4096,
+            ),
             started: Instant::now(),
             files: Vec::new(),
             index: HashMap::new(),
@@ -303,19 +311,28 @@ impl Batcher {
         if self.pending.is_none() {
             if let Some(open) = self.open.take() {
                 let records = open.builder.record_count();
-                let frame =
-                    match open
-                        .builder
-                        .seal(&self.agent_id, STREAM, self.seq, &mut self.compressor)
-                    {
-                        Ok(f) => f,
-                        Err(e) => {
-                            // Only reachable with an invalid agent id, which config
-                            // validation refuses; the lines are read again after a restart.
-                            tracing::error!(error = %e, "cannot encode a batch");
-                            return Committed::Abandoned;
+                let sealed = open.builder.seal_with_body(
+                    &self.agent_id,
+                    STREAM,
+                    self.seq,
+                    &mut self.compressor,
+                );
+                let frame = match sealed {
+                    Ok((frame, body)) => {
+                        // A body grown far past the batch size by one long line is
+                        // not kept.
+                        if body.capacity() <= 2 * (self.max_bytes + 4096) {
+                            self.spare_body = body;
                         }
-                    };
+                        frame
+                    }
+                    Err(e) => {
+                        // Only reachable with an invalid agent id, which config
+                        // validation refuses; the lines are read again after a restart.
+                        tracing::error!(error = %e, "cannot encode a batch");
+                        return Committed::Abandoned;
+                    }
+                };
                 let updated_ms = now_ms();
                 let checkpoints = open
                     .files

@@ -81,6 +81,8 @@ pub struct Compressor {
     codec: Codec,
     level: i32,
     zstd: Option<zstd::bulk::Compressor<'static>>,
+    /// Output buffer of the last zstd compression, kept for the next.
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Compressor {
@@ -100,7 +102,12 @@ impl Compressor {
             Codec::Zstd => Some(zstd::bulk::Compressor::new(level)?),
             _ => None,
         };
-        Ok(Compressor { codec, level, zstd })
+        Ok(Compressor {
+            codec,
+            level,
+            zstd,
+            scratch: Vec::new(),
+        })
     }
 
     /// The codec this compressor writes.
@@ -112,8 +119,13 @@ impl Compressor {
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         match (self.codec, self.zstd.as_mut()) {
             (Codec::Zstd, Some(z)) => {
-                let packed = z.compress(input)?;
-                out.extend_from_slice(&packed);
+                // Into the kept scratch buffer (sized for the worst case once, not per
+                // batch), then only the compressed bytes into `out`.
+                let bound = zstd::zstd_safe::compress_bound(input.len());
+                self.scratch.clear();
+                self.scratch.reserve(bound);
+                z.compress_to_buffer(input, &mut self.scratch)?;
+                out.extend_from_slice(&self.scratch);
             }
             (Codec::Gzip, _) => {
                 let gz_level = flate2::Compression::new(self.level.clamp(0, 9) as u32);
@@ -209,6 +221,20 @@ mod tests {
         let mut out = Vec::new();
         decompress_capped(Codec::Zstd, &packed[6..], input.len(), &mut out).unwrap();
         assert_eq!(out, input);
+    }
+
+    #[test]
+    fn a_kept_compressor_leaves_nothing_of_a_longer_input_in_a_shorter_one() {
+        let long = sample();
+        let short = &long[..1000];
+        let mut c = Compressor::new(Codec::Zstd, 1).unwrap();
+        for input in [&long[..], short, &long[..], short] {
+            let mut packed = Vec::new();
+            c.compress(input, &mut packed).unwrap();
+            let mut out = Vec::new();
+            decompress_capped(Codec::Zstd, &packed, input.len(), &mut out).unwrap();
+            assert_eq!(out, input);
+        }
     }
 
     #[test]

@@ -458,7 +458,21 @@ impl BatchBuilder {
     /// Starts a batch from `host`; `base_ms` is the observed time all record times are
     /// relative to (the first record's time, or earlier).
     pub fn new(host: &str, base_ms: u64, capacity: usize) -> BatchBuilder {
-        let mut body = Vec::with_capacity(capacity);
+        BatchBuilder::with_buffer(Vec::new(), host, base_ms, capacity)
+    }
+
+    /// [`BatchBuilder::new`] writing into `buffer` (cleared first), such as the body a
+    /// previous [`BatchBuilder::seal_with_body`] handed back: a sender that keeps it
+    /// allocates (and the kernel zeroes) the body's memory once, not once per batch.
+    pub fn with_buffer(
+        mut buffer: Vec<u8>,
+        host: &str,
+        base_ms: u64,
+        capacity: usize,
+    ) -> BatchBuilder {
+        buffer.clear();
+        buffer.reserve(capacity);
+        let mut body = buffer;
         put_bytes(&mut body, host.as_bytes());
         put_varint(&mut body, base_ms);
         BatchBuilder {

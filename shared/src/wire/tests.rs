@@ -73,6 +73,36 @@ fn round_trip_every_codec() {
 }
 
 #[test]
+fn a_builder_in_a_used_buffer_writes_the_same_frame_as_a_fresh_one() {
+    let mut c = Compressor::new(Codec::Zstd, 1).unwrap();
+    let build = |b: &mut BatchBuilder| {
+        let s = b.add_source("/var/log/app.log", &[("k", "v")]);
+        b.push(s, 1_700_000_000_001, 0, b"first line");
+        b.push(s, 1_700_000_000_002, FLAG_NO_NEWLINE, b"second");
+    };
+    let mut fresh = BatchBuilder::new("node-1", 1_700_000_000_000, 64);
+    build(&mut fresh);
+    let (expected, _) = fresh
+        .seal_with_body("agent-a", "default", 7, &mut c)
+        .unwrap();
+    // A buffer holding the body of an earlier, larger batch.
+    let mut earlier = BatchBuilder::new("another-host", 5, 64);
+    let s = earlier.add_source("/other", &[]);
+    for _ in 0..100 {
+        earlier.push(s, 6, 0, b"an earlier batch's line");
+    }
+    let (_, used) = earlier
+        .seal_with_body("agent-a", "default", 6, &mut c)
+        .unwrap();
+    let mut reused = BatchBuilder::with_buffer(used, "node-1", 1_700_000_000_000, 64);
+    build(&mut reused);
+    let (frame, _) = reused
+        .seal_with_body("agent-a", "default", 7, &mut c)
+        .unwrap();
+    assert_eq!(frame, expected);
+}
+
+#[test]
 fn every_flipped_byte_is_an_error_or_the_original() {
     for codec in [Codec::None, Codec::Zstd, Codec::Gzip] {
         let frame = sample_frame(codec);
