@@ -5,6 +5,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use logferry_shared::event::Level;
@@ -12,6 +13,7 @@ use logferry_shared::event::Level;
 use super::summary::{Summary, SUMMARY_LEN, SUMMARY_LEN_V1};
 use super::tests::{clock, corpus, expected, filled, open, q, settings, walk, Ev, T0};
 use super::*;
+use crate::rules::ManualClock;
 
 #[test]
 fn reopening_finds_the_events_and_numbers_on() {
@@ -206,18 +208,24 @@ fn a_damaged_section_is_caught_when_opening_the_newest_segment() {
     assert_eq!(walk(&store, &q()), expected(&evs[..50], |_| true));
 }
 
+/// Stores `evs` in blocks of 10 through two openings of the store: the first 30 in one
+/// segment, the rest in a second. Returns the segment files, oldest first.
+fn in_two_segments(dir: &Path, c: &Arc<ManualClock>, evs: &[Ev]) -> Vec<std::path::PathBuf> {
+    let store = open(dir, settings(10), c);
+    store.append(evs[..30].iter().map(Ev::as_new));
+    drop(store);
+    let store = open(dir, settings(10), c);
+    store.append(evs[30..].iter().map(Ev::as_new));
+    drop(store);
+    segment_files(dir)
+}
+
 #[test]
 fn damage_in_an_older_segment_skips_that_block_at_query_time() {
     let dir = tempfile::tempdir().unwrap();
     let c = clock();
     let evs = corpus();
-    let store = open(dir.path(), settings(10), &c);
-    store.append(evs[..30].iter().map(Ev::as_new));
-    drop(store);
-    let store = open(dir.path(), settings(10), &c);
-    store.append(evs[30..].iter().map(Ev::as_new));
-    drop(store);
-    let files = segment_files(dir.path());
+    let files = in_two_segments(dir.path(), &c, &evs);
     assert_eq!(files.len(), 2);
     let mut bytes = fs::read(&files[0]).unwrap();
     let at = bytes.len() - 10;
@@ -357,13 +365,7 @@ fn a_damaged_text_filter_makes_its_block_damaged() {
     let dir = tempfile::tempdir().unwrap();
     let c = clock();
     let evs = corpus();
-    let store = open(dir.path(), settings(10), &c);
-    store.append(evs[..30].iter().map(Ev::as_new));
-    drop(store);
-    let store = open(dir.path(), settings(10), &c);
-    store.append(evs[30..].iter().map(Ev::as_new));
-    drop(store);
-    let files = segment_files(dir.path());
+    let files = in_two_segments(dir.path(), &c, &evs);
     let mut bytes = fs::read(&files[0]).unwrap();
     // The first block's filter follows the file header and the block header.
     let filter_at = 16 + 12 + SUMMARY_LEN;
