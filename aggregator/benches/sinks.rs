@@ -9,7 +9,9 @@
 //!   `http` it is an HTTP/1.1 collector on 127.0.0.1 (axum; gunzips and counts lines). For
 //!   `cloudwatch_logs` it is a stub of the CloudWatch Logs JSON protocol on 127.0.0.1 that
 //!   answers every call OK and counts the events (moto is far too slow to measure a sink
-//!   against: it stores and indexes every event in Python).
+//!   against: it stores and indexes every event in Python). For `eventhubs` it is the
+//!   in-process AMQP 1.0 peer the tests use (`tests/eventhubs-peer`: SASL, CBS, batched
+//!   transfers unpacked and recorded, 1 MiB links), reached over TCP on 127.0.0.1.
 //! - **queue drain**: the queued sinks' own capacity: the sink's durable queue is filled
 //!   first, then only the delivery task runs (take from sled, build and send requests,
 //!   settle), timed until the peer has every event.
@@ -49,6 +51,7 @@ use logferry_aggregator::parse::Zone;
 use logferry_aggregator::pipeline::{self, PipelineSetup, Wake};
 use logferry_aggregator::sink::cloudwatch::{CloudWatchConfig, CloudWatchSink};
 use logferry_aggregator::sink::delivery::{DeliveryFamilies, DeliveryTask};
+use logferry_aggregator::sink::eventhubs::{EventHubsConfig, EventHubsSink};
 use logferry_aggregator::sink::file::FileSinkConfig;
 use logferry_aggregator::sink::http::{HttpSink, HttpSinkConfig};
 use logferry_aggregator::sink::queue::{
@@ -204,6 +207,73 @@ fn cloudwatch_sink(endpoint: &str) -> Box<dyn Deliver> {
     )
 }
 
+fn eventhubs_sink(endpoint: &str) -> Box<dyn Deliver> {
+    let config: EventHubsConfig = toml::from_str(&format!(
+        "connection_string = \"Endpoint=sb://bench.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0\"\n\
+         event_hub = \"logs\"\nendpoint = \"{endpoint}\"\ntimeout = \"60s\"\npartition_key = \"{{source.path}}\"\n"
+    ))
+    .expect("eventhubs config");
+    Box::new(
+        EventHubsSink::new("eventhubs", &config, Adjustments::default()).expect("eventhubs sink"),
+    )
+}
+
+/// The sinks with a durable queue of their own, each measured against its peer.
+const QUEUED_KINDS: [&str; 3] = ["http", "cloudwatch_logs", "eventhubs"];
+
+/// A queued sink's peer: the HTTP collector and the CloudWatch stub count into a
+/// [`Counter`]; the AMQP peer records what it accepts.
+enum SinkPeer {
+    /// The server is held only to keep it running: dropping it stops it.
+    Http {
+        _server: Peer,
+        counter: Counter,
+    },
+    Amqp(logferry_eventhubs_peer::Peer),
+}
+
+impl SinkPeer {
+    /// Starts the peer of `kind` and the sink that sends to it.
+    fn start(rt: &tokio::runtime::Runtime, kind: &str) -> (SinkPeer, Box<dyn Deliver>) {
+        if kind == "eventhubs" {
+            let peer = rt
+                .block_on(logferry_eventhubs_peer::Peer::start(Default::default()))
+                .expect("event hubs peer");
+            let sink = eventhubs_sink(&peer.endpoint());
+            return (SinkPeer::Amqp(peer), sink);
+        }
+        let counter = Counter::default();
+        let peer = rt.block_on(Peer::start(kind, counter.clone()));
+        let sink = match kind {
+            "http" => http_sink(&peer.url()),
+            _ => cloudwatch_sink(&peer.url()),
+        };
+        (
+            SinkPeer::Http {
+                _server: peer,
+                counter,
+            },
+            sink,
+        )
+    }
+
+    /// Events the peer has accepted.
+    fn events(&self) -> u64 {
+        match self {
+            SinkPeer::Http { counter, .. } => counter.events(),
+            SinkPeer::Amqp(p) => p.event_count() as u64,
+        }
+    }
+
+    /// Requests (AMQP: batched transfers) the peer has accepted.
+    fn requests(&self) -> u64 {
+        match self {
+            SinkPeer::Http { counter, .. } => counter.requests(),
+            SinkPeer::Amqp(p) => p.batches().len() as u64,
+        }
+    }
+}
+
 /// What a pipeline run reached.
 struct Reached {
     /// From the pipeline's start until `done` (or the limit).
@@ -315,15 +385,10 @@ fn through_the_pipeline(rt: &tokio::runtime::Runtime, frames: &[Vec<u8>], events
         assert_eq!(r.file_events, events, "{name}: every event in the file");
         println!("  {name:<28} {}", r.span.report(events));
     }
-    for kind in ["http", "cloudwatch_logs"] {
+    for kind in QUEUED_KINDS {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = QueueStore::open(&dir.path().join("queues")).expect("queues");
-        let counter = Counter::default();
-        let peer = rt.block_on(Peer::start(kind, counter.clone()));
-        let deliver = match kind {
-            "http" => http_sink(&peer.url()),
-            _ => cloudwatch_sink(&peer.url()),
-        };
+        let (peer, deliver) = SinkPeer::start(rt, kind);
         let q = queued(&store, kind, &queue_config(1 << 30, "block"), deliver);
         let sinks: Vec<Box<dyn Sink>> = vec![Box::new(QueueSink::new(
             q.queue.clone(),
@@ -336,17 +401,17 @@ fn through_the_pipeline(rt: &tokio::runtime::Runtime, frames: &[Vec<u8>], events
             sinks,
             vec![q],
             Duration::from_secs(600),
-            &|_| counter.events() >= events,
+            &|_| peer.events() >= events,
         );
         assert_eq!(
-            counter.events(),
+            peer.events(),
             events,
             "{kind}: every event at the peer once"
         );
         println!(
             "  {kind:<28} {}  ({} requests)",
             r.span.report(events),
-            counter.requests()
+            peer.requests()
         );
     }
 }
@@ -370,15 +435,10 @@ fn rendered(events: usize) -> Vec<u8> {
 fn queue_drain(rt: &tokio::runtime::Runtime, events: u64) {
     println!("queue drain (filled queue -> delivery task -> peer):");
     let lines = rendered(events as usize);
-    for kind in ["http", "cloudwatch_logs"] {
+    for kind in QUEUED_KINDS {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = QueueStore::open(&dir.path().join("queues")).expect("queues");
-        let counter = Counter::default();
-        let peer = rt.block_on(Peer::start(kind, counter.clone()));
-        let deliver = match kind {
-            "http" => http_sink(&peer.url()),
-            _ => cloudwatch_sink(&peer.url()),
-        };
+        let (peer, deliver) = SinkPeer::start(rt, kind);
         let q = queued(&store, kind, &queue_config(1 << 30, "block"), deliver);
         // Entries of about 1 MiB, as the pipeline appends them.
         let mut rest = &lines[..];
@@ -394,14 +454,14 @@ fn queue_drain(rt: &tokio::runtime::Runtime, events: u64) {
         let stop = Shutdown::new();
         let clock = Clock::start();
         let task = rt.spawn(q.task.run(stop.clone()));
-        while counter.events() < events {
+        while peer.events() < events {
             std::thread::sleep(Duration::from_millis(1));
         }
         let report = clock.stop().report(events);
         stop.trigger();
         let _ = rt.block_on(task);
-        assert_eq!(counter.events(), events, "{kind}: every event once");
-        println!("  {kind:<28} {report}  ({} requests)", counter.requests());
+        assert_eq!(peer.events(), events, "{kind}: every event once");
+        println!("  {kind:<28} {report}  ({} requests)", peer.requests());
     }
 }
 
