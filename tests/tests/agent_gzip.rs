@@ -389,10 +389,15 @@ fn corrupt_and_unfinished_compressed_files_are_reported_and_the_rest_arrives() {
     );
     let mut all = expected.clone();
     all.extend(&bad);
+    // The garbage is the rest of the damaged member decoded wrongly until its checksum
+    // fails at the member's end: it stands in for the lines after the damage, about one
+    // event per line (a few more where garbled bytes hold newlines), never more.
     let garbage = Accounting::of(&events, &all).unexpected.len();
+    let after = 40_000 - before;
     assert!(
-        garbage < 10_000,
-        "{garbage} events are no line written: more garbage than a damaged stretch makes"
+        garbage <= after + after / 20,
+        "{garbage} events are no line written, for {after} lines after the damage: \
+         more garbage than the damaged member's rest makes"
     );
     eprintln!("corrupt file: {before} lines before the damage, {garbage} garbled events");
 }
