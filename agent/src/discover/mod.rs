@@ -2,19 +2,20 @@
 //! expanded by a periodic scan, minus its exclude globs; paths are followed through
 //! symlinks (as `/var/log/containers/*.log` point into `/var/log/pods`).
 //!
-//! Low latency comes from inotify (the notify crate): the directory each include glob
-//! starts from is watched (recursively when the glob has more than one level below it),
-//! and any create, remove or rename there asks for a scan at once; writes wake the
-//! tailer early. The periodic scan stays as the fallback for file systems without
-//! inotify (NFS), directories that do not exist yet, and exhausted inotify watches.
+//! Low latency comes from inotify ([`watch`]): the directory each include glob starts
+//! from is watched (with every directory below it when the glob has more than one level
+//! below it), and any create, remove or rename there asks for a scan at once. Writes are
+//! not watched: open files are read by the tailer's poll. The periodic scan stays as the
+//! fallback for file systems without inotify (NFS), directories that do not exist yet,
+//! and exhausted inotify watches.
+
+mod watch;
 
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
-
-use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::config::{AgentConfig, InputCompression, ReadFrom};
 
@@ -85,10 +86,18 @@ pub struct Found {
 pub struct Discovery {
     /// The inputs, in config order.
     pub inputs: Vec<InputPatterns>,
-    watcher: Option<notify::RecommendedWatcher>,
-    /// Directories watched so far, and those that could not be watched (retried at scans).
-    watched: HashSet<PathBuf>,
+    watcher: Option<watch::Watcher>,
+    /// The directories the include globs start from, and whether files may lie deeper.
     roots: Vec<(PathBuf, RecursiveMode)>,
+}
+
+/// Whether a watch covers the directories below its root too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecursiveMode {
+    /// Files may lie more than one level below the root.
+    Recursive,
+    /// Files lie directly in the root.
+    NonRecursive,
 }
 
 impl Discovery {
@@ -124,24 +133,7 @@ impl Discovery {
             }
         }
         let watcher = if cfg.tail.watch {
-            let w = wake.clone();
-            let made = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                // Writes are left to the poll: waking on each would cost more than it
-                // saves. New, removed and renamed entries start a scan.
-                if let Ok(ev) = res {
-                    if matches!(
-                        ev.kind,
-                        EventKind::Create(_)
-                            | EventKind::Remove(_)
-                            | EventKind::Modify(notify::event::ModifyKind::Name(_))
-                            | EventKind::Any
-                            | EventKind::Other
-                    ) {
-                        w.request_scan();
-                    }
-                }
-            });
-            match made {
+            match watch::Watcher::start(wake) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     tracing::warn!(error = %e, "inotify is not available; finding files by periodic scan only");
@@ -154,7 +146,6 @@ impl Discovery {
         Discovery {
             inputs,
             watcher,
-            watched: HashSet::new(),
             roots,
         }
     }
@@ -212,25 +203,16 @@ impl Discovery {
         (out, complete)
     }
 
+    /// Watches every root (and the directories below a recursive one). Adding a watch
+    /// the kernel already has is a no-op, so directories made since the last scan are
+    /// covered and nothing needs to be remembered.
     fn add_watches(&mut self) {
         let Some(watcher) = self.watcher.as_mut() else {
             return;
         };
         for (root, mode) in &self.roots {
-            if self.watched.contains(root) || !root.is_dir() {
-                continue;
-            }
-            match watcher.watch(root, *mode) {
-                Ok(()) => {
-                    tracing::debug!(dir = %root.display(), "watching");
-                    self.watched.insert(root.clone());
-                }
-                Err(e) => {
-                    tracing::warn!(dir = %root.display(), error = %e, "cannot watch directory (inotify watches exhausted?); relying on the periodic scan");
-                    // Do not retry at every scan: a failed watch is likely to fail again.
-                    self.watched.insert(root.clone());
-                }
-            }
+            let n = watcher.watch_tree(root, *mode == RecursiveMode::Recursive);
+            tracing::trace!(dir = %root.display(), directories = n, "watching");
         }
     }
 }
