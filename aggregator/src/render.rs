@@ -32,7 +32,7 @@ use crate::parse::detect::{Detector, SourcePlan};
 use crate::parse::Value;
 use crate::rules::{Engine, K8sRef, RuleEvent, Verdict};
 use crate::stats::{Request, SourceKeys, TrafficStats};
-use json::{timestamp_text, write_i64, write_str, TIMESTAMP_LEN};
+use json::{timestamp_text, write_i64, write_str, TimestampCache, TIMESTAMP_LEN};
 
 /// Kubernetes attribute keys the agent may attach to a source, in output order.
 const K8S_ATTRS: [(&str, &str); 4] = [
@@ -313,10 +313,10 @@ pub fn render_batch(
         t.tally(now_ms, keys)
     });
     // The observed time changes every few hundred lines at most, and a line's own time
-    // often repeats its predecessor's (second-resolution formats): each is formatted once
-    // per change.
+    // often repeats its predecessor's (second-resolution formats) or at least its day:
+    // each is formatted once per change, the date once per day.
     let mut observed: (u64, [u8; TIMESTAMP_LEN]) = (u64::MAX, [0; TIMESTAMP_LEN]);
-    let mut own: (i64, [u8; TIMESTAMP_LEN]) = (i64::MIN, [0; TIMESTAMP_LEN]);
+    let mut own = TimestampCache::default();
     for rec in &batch.records {
         let src = rec.source as usize;
         let (Some(plan), Some(source), Some(k8s), Some(src_ref), Some(ev_host)) = (
@@ -359,13 +359,7 @@ pub fn render_batch(
         let bytes = &mut out.bytes;
         bytes.extend_from_slice(br#"{"timestamp":"#);
         match ev.parsed.timestamp {
-            Some(t) => {
-                let ms = t.0.div_euclid(1_000_000);
-                if ms != own.0 {
-                    own = (ms, timestamp_text(t));
-                }
-                bytes.extend_from_slice(&own.1);
-            }
+            Some(t) => bytes.extend_from_slice(own.text(t)),
             None => bytes.extend_from_slice(&observed.1),
         }
         bytes.extend_from_slice(br#","observed_timestamp":"#);

@@ -235,8 +235,7 @@ impl Detector {
         mut parsed: Parsed<'a>,
         format: &'static str,
     ) -> Detected<'a> {
-        let t = line.trim();
-        let looks_json = t.starts_with('{') && t.ends_with('}');
+        let looks_json = looks_like_json(line);
         trim_message(&mut parsed);
         if parsed.level.is_none() {
             parsed.level = leading_level(&parsed.message);
@@ -269,6 +268,22 @@ fn leading_level(message: &str) -> Option<logferry_shared::event::Level> {
     super::plain::scan_level(message, 0)
 }
 
+/// True if `line`, trimmed, starts with `{` and ends with `}`. Most lines start and end
+/// with a byte that is neither white space nor part of a longer character: then the
+/// trimmed ends are those bytes and the trim itself is skipped.
+fn looks_like_json(line: &str) -> bool {
+    let plain_end = |c: u8| c.is_ascii() && !char::from(c).is_whitespace();
+    match line.as_bytes() {
+        [first, .., last] if plain_end(*first) && plain_end(*last) => {
+            *first == b'{' && *last == b'}'
+        }
+        _ => {
+            let t = line.trim();
+            t.starts_with('{') && t.ends_with('}')
+        }
+    }
+}
+
 /// Trailing blanks are not part of a message (some producers pad lines).
 fn trim_message(parsed: &mut Parsed<'_>) {
     let trimmed = parsed.message.trim_end().len();
@@ -284,6 +299,21 @@ fn trim_message(parsed: &mut Parsed<'_>) {
 mod tests {
     use super::*;
     use logferry_shared::event::Level;
+
+    proptest::proptest! {
+        #[test]
+        fn looks_like_json_as_the_trimmed_line(
+            s in "[ \\t\\n\\r\\x0b\\x0c\\u{85}\\u{a0}\\u{2028}\\u{3000}]{0,2}[{}a \\u{e9}]{0,4}[ \\t\\n\\r\\x0b\\x0c\\u{85}\\u{a0}\\u{2028}]{0,2}|\\PC{0,8}",
+        ) {
+            let t = s.trim();
+            proptest::prop_assert_eq!(
+                looks_like_json(&s),
+                t.starts_with('{') && t.ends_with('}'),
+                "{:?}",
+                s
+            );
+        }
+    }
 
     #[test]
     fn leading_level_needs_a_marker() {

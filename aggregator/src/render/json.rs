@@ -170,28 +170,87 @@ pub const TIMESTAMP_LEN: usize = 26;
 /// same text as `Timestamp`'s `Display`, including its clamping of times before 1970 to
 /// the epoch. A `Timestamp` ends in 2262, so the year always has four digits.
 pub fn timestamp_text(t: Timestamp) -> [u8; TIMESTAMP_LEN] {
+    let (days, sod, millis) = split_time(t);
+    let mut b = *b"\"0000-00-00T00:00:00.000Z\"";
+    put_date(&mut b, days);
+    put_time_of_day(&mut b, sod, millis);
+    b
+}
+
+/// (days since the epoch, second of the day, milliseconds) of `t`, clamped at the epoch.
+#[inline]
+fn split_time(t: Timestamp) -> (i64, u32, u32) {
     let nanos = t.0.max(0);
     let secs = nanos / NANOS_PER_SEC;
     let millis = (nanos % NANOS_PER_SEC / 1_000_000) as u32;
-    let (year, month, day) = civil_from_days(secs / SECS_PER_DAY);
-    let sod = (secs % SECS_PER_DAY) as u32;
-    let mut b = *b"\"0000-00-00T00:00:00.000Z\"";
-    let year = year as u32;
-    let mut put = |at: usize, v: u32, width: usize| {
-        let mut v = v;
-        for k in (0..width).rev() {
-            b[at + k] = b'0' + (v % 10) as u8;
-            v /= 10;
+    (secs / SECS_PER_DAY, (secs % SECS_PER_DAY) as u32, millis)
+}
+
+/// Writes `v` as `width` decimal digits at `at`.
+#[inline]
+fn put_digits(b: &mut [u8; TIMESTAMP_LEN], at: usize, v: u32, width: usize) {
+    let mut v = v;
+    for k in (0..width).rev() {
+        b[at + k] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// The `YYYY-MM-DD` part of [`timestamp_text`].
+fn put_date(b: &mut [u8; TIMESTAMP_LEN], days: i64) {
+    let (year, month, day) = civil_from_days(days);
+    put_digits(b, 1, year as u32, 4);
+    put_digits(b, 6, month, 2);
+    put_digits(b, 9, day, 2);
+}
+
+/// The `hh:mm:ss.mmm` part of [`timestamp_text`].
+#[inline]
+fn put_time_of_day(b: &mut [u8; TIMESTAMP_LEN], sod: u32, millis: u32) {
+    put_digits(b, 12, sod / 3600, 2);
+    put_digits(b, 15, sod / 60 % 60, 2);
+    put_digits(b, 18, sod % 60, 2);
+    put_digits(b, 21, millis, 3);
+}
+
+/// [`timestamp_text`] for a run of timestamps, most of them on the same day as the one
+/// before: the date is worked out once per day, and a repeated millisecond is not
+/// formatted again. Gives the same bytes as [`timestamp_text`] for every timestamp.
+#[derive(Debug, Clone)]
+pub struct TimestampCache {
+    /// The millisecond (since the epoch, clamped) `text` shows, or `i64::MIN`.
+    ms: i64,
+    /// The day `text` shows, or `i64::MIN`.
+    day: i64,
+    text: [u8; TIMESTAMP_LEN],
+}
+
+impl Default for TimestampCache {
+    fn default() -> Self {
+        TimestampCache {
+            ms: i64::MIN,
+            day: i64::MIN,
+            text: *b"\"0000-00-00T00:00:00.000Z\"",
         }
-    };
-    put(1, year, 4);
-    put(6, month, 2);
-    put(9, day, 2);
-    put(12, sod / 3600, 2);
-    put(15, sod / 60 % 60, 2);
-    put(18, sod % 60, 2);
-    put(21, millis, 3);
-    b
+    }
+}
+
+impl TimestampCache {
+    /// `t` as [`timestamp_text`] writes it.
+    #[inline]
+    pub fn text(&mut self, t: Timestamp) -> &[u8; TIMESTAMP_LEN] {
+        let ms = t.0.max(0) / 1_000_000;
+        if ms != self.ms {
+            let (days, sod, millis) = split_time(t);
+            if days != self.day {
+                put_date(&mut self.text, days);
+                self.day = days;
+            }
+            put_time_of_day(&mut self.text, sod, millis);
+            self.ms = ms;
+        }
+        &self.text
+    }
 }
 
 #[cfg(test)]
@@ -278,6 +337,29 @@ mod tests {
             let mut out = Vec::new();
             write_i64(&mut out, v);
             prop_assert_eq!(out, v.to_string().into_bytes());
+        }
+
+        #[test]
+        fn cached_timestamps_like_uncached(
+            start in any::<i64>(),
+            steps in prop::collection::vec(
+                prop_oneof![
+                    Just(0i64),
+                    0i64..1_000_000,
+                    0i64..1_000_000_000,
+                    0i64..200_000_000_000_000,
+                    any::<i64>(),
+                ],
+                1..40,
+            ),
+        ) {
+            let mut cache = TimestampCache::default();
+            let mut t = start;
+            for step in steps {
+                t = if step % 3 == 0 { t.wrapping_sub(step) } else { t.wrapping_add(step) };
+                let ts = Timestamp(t);
+                prop_assert_eq!(cache.text(ts), &timestamp_text(ts), "{}", t);
+            }
         }
 
         #[test]

@@ -415,6 +415,10 @@ fn find_card(b: &[u8], from: usize) -> Option<(usize, usize)> {
     if count_digits(&b[from..]) < 13 {
         return None;
     }
+    // Scratch for each run of digit groups, filled before it is read (set up once: a
+    // line has many runs, most too short to be a card).
+    let mut digits = [0u8; 19];
+    let mut ends: [(usize, usize); 19] = [(0, 0); 19];
     let mut i = from;
     while i < b.len() {
         if !b[i].is_ascii_digit() || !before_ok(b, i) {
@@ -422,10 +426,9 @@ fn find_card(b: &[u8], from: usize) -> Option<(usize, usize)> {
             continue;
         }
         // Read digit groups separated by a single space or dash; remember where each
-        // group ends and how many digits precede that point.
-        let mut digits = [0u8; 19];
+        // group ends and how many digits precede that point. Only `digits[..n]` and
+        // `ends[..n_ends]` of this run are read below.
         let mut n = 0usize;
-        let mut ends: [(usize, usize); 19] = [(0, 0); 19];
         let mut n_ends = 0;
         let mut j = i;
         let mut too_long = false;
