@@ -1,6 +1,6 @@
 //! Where the admin endpoint's heavy work for operators runs: `/api/logs` searches and
 //! the filtering of live tails, each on a [`Background`] pool of threads of their own at
-//! a lower CPU priority (nice [`NICE`] on Linux), so that on a busy machine ingest and the
+//! a lower CPU priority ([`NICE`] steps below the process, on Linux), so that on a busy machine ingest and the
 //! pipeline get the CPU first and operators take what is left; an idle machine runs them
 //! at full speed.
 //!
@@ -23,7 +23,8 @@ pub const SEARCH_QUEUE: usize = 16;
 pub const TAIL_THREADS: usize = 2;
 /// Tail frames waiting to be filtered (two per tail).
 pub const TAIL_QUEUE: usize = 2 * super::tail::MAX_TAILS;
-/// How much lower the search threads' priority is (Linux nice, 0 to 19).
+/// How much lower the search threads' priority is than the process's own (Linux nice,
+/// added to the process's value, at most 19).
 pub const NICE: i32 = 10;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -99,11 +100,20 @@ fn work(rx: &Mutex<Receiver<Job>>) {
 
 #[cfg(target_os = "linux")]
 fn lower_priority() -> std::io::Result<()> {
-    // SAFETY: gettid and setpriority take and return plain integers; this changes the
-    // nice value of the calling thread only (Linux keeps it per thread).
+    // SAFETY: gettid, getpriority and setpriority take and return plain integers, and
+    // errno is this thread's own; this changes the nice value of the calling thread only
+    // (Linux keeps it per thread).
     let rc = unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICE)
+        let tid = libc::gettid() as libc::id_t;
+        // -1 is a valid nice value: only errno tells a failure.
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if now == -1 && *libc::__errno_location() != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // Relative to the process's own priority: an aggregator started under `nice`
+        // still runs its background jobs below its ingest.
+        libc::setpriority(libc::PRIO_PROCESS, tid, (now + NICE).min(19))
     };
     if rc == 0 {
         Ok(())
