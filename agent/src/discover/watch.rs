@@ -19,6 +19,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -80,8 +81,17 @@ impl Watcher {
     /// not exist yet is not an error: the periodic scan tries again.
     pub fn watch_tree(&mut self, root: &Path, recursive: bool) -> usize {
         let mut watched = 0;
+        // Directories met on this walk by (device, inode): symlinked directories are
+        // followed (as the globs follow them), and a link loop ends here.
+        let mut seen: HashSet<(u64, u64)> = HashSet::new();
         let mut todo = vec![(root.to_path_buf(), 0usize)];
         while let Some((dir, depth)) = todo.pop() {
+            if recursive {
+                match std::fs::metadata(&dir) {
+                    Ok(m) if seen.insert((m.dev(), m.ino())) => {}
+                    _ => continue,
+                }
+            }
             if !self.watch_dir(&dir) {
                 continue;
             }
@@ -93,9 +103,12 @@ impl Watcher {
                 continue;
             };
             for entry in entries.flatten() {
-                // Symlinked directories are not followed: their targets are watched
-                // where a glob starts from them.
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let is_dir = match entry.file_type() {
+                    Ok(t) if t.is_symlink() => entry.path().is_dir(),
+                    Ok(t) => t.is_dir(),
+                    Err(_) => false,
+                };
+                if is_dir {
                     todo.push((entry.path(), depth + 1));
                 }
             }
@@ -244,6 +257,26 @@ mod tests {
         assert_eq!(w.watch_tree(dir.path(), false), 1);
         // A root that does not exist yet is left to the scan.
         assert_eq!(w.watch_tree(&dir.path().join("missing"), true), 0);
+    }
+
+    #[test]
+    fn symlinked_directories_are_followed_and_a_link_loop_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let wake = Arc::new(Wake::default());
+        let mut w = Watcher::start(wake.clone()).unwrap();
+        std::fs::create_dir_all(dir.path().join("real/deeper")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("linked")).unwrap();
+        // A loop back to the root: its target is the root, already met.
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("real/up")).unwrap();
+        // root, real, real/deeper, linked (elsewhere).
+        assert_eq!(w.watch_tree(dir.path(), true), 4);
+        while wake.wait(Duration::from_millis(300)) {}
+        std::fs::write(elsewhere.path().join("0.log"), b"x\n").unwrap();
+        assert!(
+            woken(&wake),
+            "a file in a symlinked directory asks for a scan"
+        );
     }
 
     #[test]
