@@ -168,9 +168,12 @@ pub fn decompress_capped(
             read_capped(dec, cap, out).map_err(corrupt)?;
         }
         Codec::Zstd => {
-            let mut dec = zstd::stream::read::Decoder::with_buffer(input).map_err(corrupt)?;
-            dec.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(corrupt)?;
-            read_capped(dec, cap, out).map_err(corrupt)?;
+            if !zstd_in_one_call(input, cap, out) {
+                out.clear();
+                let mut dec = zstd::stream::read::Decoder::with_buffer(input).map_err(corrupt)?;
+                dec.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(corrupt)?;
+                read_capped(dec, cap, out).map_err(corrupt)?;
+            }
         }
     }
     if out.len() > cap {
@@ -178,6 +181,24 @@ pub fn decompress_capped(
         return Err(DecompressError::TooLarge { cap });
     }
     Ok(())
+}
+
+/// Decompresses a zstd body whose first frame declares a content size of at most `cap`
+/// (the agent's frames do) in one call, straight into `out`'s spare capacity: no window
+/// buffer to copy out of, and no zeroing of the output first, which the streaming reader
+/// needs. Memory stays within the declared size, so the window limit has nothing to guard.
+/// Answers false, with `out` in any state, when the body does not qualify or fails;
+/// the caller then decodes it with the streaming reader, which tells a body too large for
+/// `cap` from a corrupt one exactly as for any other body.
+fn zstd_in_one_call(input: &[u8], cap: usize, out: &mut Vec<u8>) -> bool {
+    let declared = match zstd::zstd_safe::get_frame_content_size(input) {
+        Ok(Some(n)) if n <= cap as u64 => n as usize,
+        _ => return false,
+    };
+    out.reserve(declared);
+    // More frames after the first, or a frame producing more than it declared, end with
+    // "destination too small": an error, so the streaming reader decides.
+    zstd::zstd_safe::decompress(out, input).is_ok()
 }
 
 /// Reads at most `cap + 1` bytes so that "exactly at the cap" and "past the cap" differ.
@@ -250,6 +271,51 @@ mod tests {
             assert!(matches!(err, DecompressError::TooLarge { cap } if cap == 1 << 20));
             assert!(out.is_empty());
         }
+    }
+
+    #[test]
+    fn sized_frames_decode_in_one_call_and_every_other_body_as_before() {
+        let input = sample();
+        let mut one = Vec::new();
+        Compressor::new(Codec::Zstd, 1)
+            .unwrap()
+            .compress(&input, &mut one)
+            .unwrap();
+        let mut out = Vec::new();
+        assert!(zstd_in_one_call(&one, input.len(), &mut out));
+        assert_eq!(out, input);
+        // Declared above the cap: not in one call, and refused as too large.
+        assert!(!zstd_in_one_call(&one, input.len() - 1, &mut out));
+        let err = decompress_capped(Codec::Zstd, &one, input.len() - 1, &mut out).unwrap_err();
+        assert!(matches!(err, DecompressError::TooLarge { .. }), "{err}");
+
+        // Two frames: the first declares only its own size, so the streaming reader
+        // decodes both.
+        let mut two = one.clone();
+        compress(Codec::Zstd, 1, b"and one more line\n", &mut two).unwrap();
+        let mut both = input.clone();
+        both.extend_from_slice(b"and one more line\n");
+        assert!(!zstd_in_one_call(&two, both.len(), &mut out));
+        decompress_capped(Codec::Zstd, &two, both.len(), &mut out).unwrap();
+        assert_eq!(out, both);
+        // ...and a second frame that is a bomb is still stopped at the cap.
+        let mut bomb = one.clone();
+        compress(Codec::Zstd, 3, &vec![0u8; 64 << 20], &mut bomb).unwrap();
+        let err = decompress_capped(Codec::Zstd, &bomb, 1 << 20, &mut out).unwrap_err();
+        assert!(matches!(err, DecompressError::TooLarge { .. }), "{err}");
+        assert!(out.is_empty());
+
+        // A streamed frame declares no size.
+        let streamed = zstd::stream::encode_all(&input[..], 1).unwrap();
+        assert!(!zstd_in_one_call(&streamed, input.len(), &mut out));
+        decompress_capped(Codec::Zstd, &streamed, input.len(), &mut out).unwrap();
+        assert_eq!(out, input);
+
+        // A cut frame still declares its size; it fails in one call and is corrupt.
+        let cut = &one[..one.len() - 10];
+        assert!(!zstd_in_one_call(cut, input.len(), &mut out));
+        let err = decompress_capped(Codec::Zstd, cut, input.len(), &mut out).unwrap_err();
+        assert!(matches!(err, DecompressError::Corrupt { .. }), "{err}");
     }
 
     #[test]

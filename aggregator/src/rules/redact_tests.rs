@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use proptest::prelude::*;
 
-use super::redact::{luhn, Pattern, Redactor};
+use super::redact::{luhn, Hints, Pattern, Redactor};
 use super::tests::{engine, ev};
 use super::Verdict;
 use crate::parse::Value;
@@ -346,6 +346,42 @@ proptest! {
     }
 
     #[test]
+    fn hints_sixteen_lanes_at_a_time_like_one_byte_at_a_time(
+        b in proptest::collection::vec(
+            prop_oneof![Just(b'@'), Just(b'.'), Just(b':'), Just(b'A'), Just(b'b'), Just(b'B'),
+                b'0'..=b'9', b'a'..=b'g', b'A'..=b'G', any::<u8>()],
+            0..300,
+        ),
+        digits_run in 0usize..5000,
+    ) {
+        prop_assert_eq!(Hints::of(&b), Hints::by_table(&b));
+        // Past 255 steps of sixteen bytes the lane counts are added up and restarted.
+        let mut long = vec![b'7'; digits_run];
+        long.extend_from_slice(&b);
+        prop_assert_eq!(Hints::of(&long), Hints::by_table(&long));
+    }
+
+    #[test]
+    fn bearer_scan_by_first_letter_finds_what_a_substring_search_finds(
+        parts in proptest::collection::vec(
+            prop_oneof![Just("Bearer "), Just("bearer "), Just("BEARER "), Just("bEARER "),
+                Just("BEarer "), Just("earer "), Just("b"), Just(" "), Just("="), Just("x"),
+                Just("abcdefgh"), Just("12345"), Just(".-_~+/")],
+            0..12,
+        ),
+    ) {
+        let text = parts.concat();
+        let b = text.as_bytes();
+        for from in 0..=b.len() {
+            prop_assert_eq!(
+                Pattern::BearerToken.find(&text, from),
+                bearer_by_substring(b, from),
+                "{:?} from {}", text, from
+            );
+        }
+    }
+
+    #[test]
     fn redaction_never_panics_and_is_idempotent(text in "\\PC{0,200}") {
         let once = red(&text);
         let twice = red(&once);
@@ -394,5 +430,46 @@ proptest! {
         let mut e = ev(level.map(|l| levels[l as usize]), &message, &fields);
         let _ = eng.apply(&mut e);
         eng.tick();
+    }
+}
+
+/// The bearer-token scan as it was written first (a substring search for each case): the
+/// reference for the scan by first letter.
+fn bearer_by_substring(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    if from >= b.len() {
+        return None;
+    }
+    let is_token =
+        |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+    let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let lower = memchr::memmem::Finder::new(b"earer ");
+    let upper = memchr::memmem::Finder::new(b"EARER ");
+    let mut pos = from;
+    loop {
+        let hay = b.get(pos..)?;
+        let found = match (lower.find(hay), upper.find(hay)) {
+            (Some(a), Some(c)) => a.min(c),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => return None,
+        };
+        let e = pos + found;
+        pos = e + 1;
+        if e < from + 1 || !matches!(b[e - 1], b'b' | b'B') || (e >= 2 && is_word(b[e - 2])) {
+            continue;
+        }
+        let mut j = e + 6;
+        while j < b.len() && b[j] == b' ' {
+            j += 1;
+        }
+        let start = j;
+        while j < b.len() && is_token(b[j]) {
+            j += 1;
+        }
+        while j < b.len() && b[j] == b'=' {
+            j += 1;
+        }
+        if j - start >= 8 {
+            return Some((start, j));
+        }
     }
 }
