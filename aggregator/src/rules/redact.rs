@@ -613,22 +613,27 @@ fn find_bearer(b: &[u8], from: usize) -> Option<(usize, usize)> {
         if (rest != b"earer " && rest != b"EARER ") || !before_ok(b, i) {
             continue;
         }
-        let mut j = i + 7;
-        while j < b.len() && b[j] == b' ' {
-            j += 1;
-        }
-        let start = j;
-        while j < b.len() && is_token(b[j]) {
-            j += 1;
-        }
-        while j < b.len() && b[j] == b'=' {
-            j += 1;
-        }
-        if j - start >= 8 {
-            return Some((start, j));
+        if let Some(token) = token_from(b, i + 7) {
+            return Some(token);
         }
     }
     None
+}
+
+/// The token after `Bearer ` when the word ends at `j`: more spaces, then 8 or more token
+/// characters and any `=` padding.
+pub(super) fn token_from(b: &[u8], mut j: usize) -> Option<(usize, usize)> {
+    while j < b.len() && b[j] == b' ' {
+        j += 1;
+    }
+    let start = j;
+    while j < b.len() && is_token(b[j]) {
+        j += 1;
+    }
+    while j < b.len() && b[j] == b'=' {
+        j += 1;
+    }
+    (j - start >= 8).then_some((start, j))
 }
 
 // ---- AWS access key ids ----

@@ -439,8 +439,6 @@ fn bearer_by_substring(b: &[u8], from: usize) -> Option<(usize, usize)> {
     if from >= b.len() {
         return None;
     }
-    let is_token =
-        |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
     let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     let lower = memchr::memmem::Finder::new(b"earer ");
     let upper = memchr::memmem::Finder::new(b"EARER ");
@@ -457,19 +455,9 @@ fn bearer_by_substring(b: &[u8], from: usize) -> Option<(usize, usize)> {
         if e < from + 1 || !matches!(b[e - 1], b'b' | b'B') || (e >= 2 && is_word(b[e - 2])) {
             continue;
         }
-        let mut j = e + 6;
-        while j < b.len() && b[j] == b' ' {
-            j += 1;
-        }
-        let start = j;
-        while j < b.len() && is_token(b[j]) {
-            j += 1;
-        }
-        while j < b.len() && b[j] == b'=' {
-            j += 1;
-        }
-        if j - start >= 8 {
-            return Some((start, j));
+        // The token after the word is read as before; only the search for the word changed.
+        if let Some(token) = super::redact::token_from(b, e + 6) {
+            return Some(token);
         }
     }
 }
