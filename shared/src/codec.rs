@@ -186,7 +186,9 @@ pub fn decompress_capped(
 /// Decompresses a zstd body whose first frame declares a content size of at most `cap`
 /// (the agent's frames do) in one call, straight into `out`'s spare capacity: no window
 /// buffer to copy out of, and no zeroing of the output first, which the streaming reader
-/// needs. Memory stays within the declared size, so the window limit has nothing to guard.
+/// needs. It allocates at most the declared size (and writes only into what `out` already
+/// holds besides), so the window limit has nothing to guard; the caller's check of the
+/// result against `cap` still applies.
 /// Answers false, with `out` in any state, when the body does not qualify or fails;
 /// the caller then decodes it with the streaming reader, which tells a body too large for
 /// `cap` from a corrupt one exactly as for any other body.

@@ -1,8 +1,8 @@
 //! Feeds the log search store ([`crate::search::EventStore`]) from the pipeline, off its
 //! hot path: the coordinator hands each written frame's lines to a bounded channel
-//! ([`SEARCH_QUEUE_FRAMES`] frames and [`SEARCH_QUEUE_BYTES`] bytes) without waiting; a thread of its own reads the few keys the
-//! store indexes from each JSON line and appends it, and every second flushes the open
-//! block and applies retention.
+//! ([`SEARCH_QUEUE_FRAMES`] frames, [`SEARCH_QUEUE_BYTES`] bytes) without waiting; a
+//! thread of its own reads the few keys the store indexes from each JSON line and appends
+//! it, and every second flushes the open block and applies retention.
 //!
 //! The store is a cache of recent events (the sinks are the record): when the feed falls
 //! behind, frames are dropped and counted (`logferry_search_dropped_batches_total`), never
