@@ -1,8 +1,8 @@
 //! Where the admin endpoint's heavy work for operators runs: `/api/logs` searches and
 //! the filtering of live tails, each on a [`Background`] pool of threads of their own at
-//! a lower CPU priority ([`NICE`] steps below the process, on Linux), so that on a busy machine ingest and the
-//! pipeline get the CPU first and operators take what is left; an idle machine runs them
-//! at full speed.
+//! a lower CPU priority ([`NICE`] steps below the process, on Linux), so that on a busy
+//! machine ingest and the pipeline get the CPU first and operators take what is left; an
+//! idle machine runs them at full speed.
 //!
 //! A pool runs a fixed number of jobs at once and queues a fixed number more; a job
 //! beyond that is refused at once ([`RunError::Busy`]: a search answers 503 with

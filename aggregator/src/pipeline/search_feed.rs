@@ -91,7 +91,6 @@ fn run(store: &EventStore, rx: &Receiver<Arc<Vec<u8>>>, queued: &AtomicUsize) {
             Ok(frame) => {
                 let keys = keys_of(&frame);
                 store.append(keys.iter().map(|(k, line)| k.event(line)));
-                drop(keys);
                 queued.fetch_sub(frame.len(), Ordering::AcqRel);
             }
             Err(RecvTimeoutError::Timeout) => {}

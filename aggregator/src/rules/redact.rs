@@ -204,8 +204,8 @@ static CLASSES: [u8; 256] = {
 /// What one pass over a text found: byte classes present and the number of digits.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Hints {
-    pub(super) classes: u8,
-    pub(super) digits: usize,
+    classes: u8,
+    digits: usize,
 }
 
 /// Bytes per step of [`Hints::of`]: lanes the compiler keeps in one vector register.
