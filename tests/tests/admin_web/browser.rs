@@ -17,6 +17,20 @@ use serde_json::{json, Value};
 /// How long any one thing may take to show in the page.
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// Scrolls `arguments[0]` to the middle of the view and calls back once its box has
+/// been the same for three animation frames in a row (or after 120 frames, about 2 s).
+const SETTLE: &str = "const el = arguments[0], done = arguments[arguments.length - 1];\
+    el.scrollIntoView({block: 'center', inline: 'nearest', behavior: 'instant'});\
+    let last = '', still = 0, frames = 0;\
+    const step = () => {\
+        const r = el.getBoundingClientRect();\
+        const now = [r.top, r.left, r.width, r.height].join();\
+        still = now === last ? still + 1 : 0;\
+        last = now;\
+        if (still >= 2 || ++frames >= 120) { done(still >= 2); } else { requestAnimationFrame(step); }\
+    };\
+    requestAnimationFrame(step);";
+
 /// A binary from `env`, else the first of `names` on `PATH`.
 fn find_tool(env: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env).filter(|p| !p.is_empty()) {
@@ -154,7 +168,14 @@ impl Page {
             .with_context(|| format!("opening {url}"))
     }
 
-    /// Waits for the element `css`, then clicks it.
+    /// Waits for the element `css`, scrolls it into view and waits until it stays put,
+    /// then clicks it.
+    ///
+    /// WebDriver clicks at a point on the screen. A page that is still laying out rows
+    /// near the viewport (the result tables skip the layout of rows off screen) can move
+    /// the element between the moment the driver takes its position and the click, which
+    /// then lands elsewhere without an error. A user sees the button before clicking it;
+    /// waiting for it to be still does the same.
     pub fn click(&self, css: &str) -> anyhow::Result<()> {
         self.rt
             .block_on(async {
@@ -164,7 +185,10 @@ impl Page {
                     .at_most(WAIT)
                     .for_element(Locator::Css(css))
                     .await?;
-                e.click().await
+                c.execute_async(SETTLE, vec![serde_json::to_value(&e)?])
+                    .await?;
+                e.click().await?;
+                anyhow::Ok(())
             })
             .with_context(|| format!("clicking {css}"))
     }
