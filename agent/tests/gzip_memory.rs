@@ -115,11 +115,13 @@ fn a_large_compressed_file_is_read_in_bounded_memory() {
         "the reader held {reader_peak} bytes at its peak"
     );
 
-    // The whole tailer: reading, splitting, batching (1 MiB batches) and spooling.
+    // The whole tailer: reading, splitting, batching (1 MiB batches, set here so that the
+    // bound below stays about the reader, not the batch size: the open batch, its
+    // compressed frame and the compressor's buffers each take about a batch) and spooling.
     let text = format!(
         "data_dir = {data:?}\n\
          [[inputs]]\ninclude = [{glob:?}]\ncompression = \"auto\"\n\
-         [output]\nurl = \"https://127.0.0.1:1\"\ntoken = \"t\"\n\
+         [output]\nurl = \"https://127.0.0.1:1\"\ntoken = \"t\"\nbatch_max_bytes = 1048576\n\
          [spool]\nmax_bytes = 536870912\n\
          [tail]\nwatch = false\nscan_interval = \"1ms\"\n",
         data = dir.path().join("data"),

@@ -12,7 +12,7 @@ const MINIMAL: &str = "data_dir = \"/d\"\n[[inputs]]\ninclude = [\"/var/log/*.lo
 fn minimal_config_gets_defaults() {
     let cfg = parse(MINIMAL).unwrap();
     assert_eq!(cfg.output.compression, Codec::Zstd);
-    assert_eq!(cfg.output.batch_max_bytes, 1 << 20);
+    assert_eq!(cfg.output.batch_max_bytes, 2 << 20);
     assert_eq!(cfg.output.batch_timeout, Duration::from_millis(200));
     assert_eq!(cfg.spool.when_full, WhenFull::Block);
     assert_eq!(cfg.inputs[0].read_from, ReadFrom::Beginning);
@@ -60,6 +60,20 @@ fn errors_name_the_key() {
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.starts_with(key), "expected `{key}` in: {err}");
     }
+}
+
+#[test]
+fn a_spool_smaller_than_a_batch_is_refused_with_the_batch_size() {
+    let small = MINIMAL.to_owned() + "[spool]\nmax_bytes = 1048576\n";
+    let err = parse(&small).unwrap_err().to_string();
+    assert!(
+        err.starts_with("spool.max_bytes") && err.contains("2097152"),
+        "{err}"
+    );
+    let both = MINIMAL.to_owned() + "batch_max_bytes = 262144\n[spool]\nmax_bytes = 1048576\n";
+    let cfg = parse(&both).unwrap();
+    assert_eq!(cfg.output.batch_max_bytes, 256 << 10);
+    assert_eq!(cfg.spool.max_bytes, 1 << 20);
 }
 
 #[test]

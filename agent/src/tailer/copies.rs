@@ -146,7 +146,7 @@ fn holds_file(cp: &Checkpoint) -> bool {
 /// True when `path` holds the file `cp` was written for: its device and inode, and first
 /// bytes that still match (a new file on a reused inode has others).
 fn still_holds(cp: &Checkpoint, path: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(path) else {
+    let Ok(file) = super::source::open_read(path) else {
         return false;
     };
     file.metadata()

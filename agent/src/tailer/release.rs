@@ -1,7 +1,6 @@
 //! Letting go of files (rotated away, deleted), closing idle ones and opening those that
 //! wait for a descriptor; reporting compressed files that end inside a gzip member.
 
-use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::time::Instant;
@@ -214,7 +213,7 @@ impl Tailer {
 /// Opens a closed file again at its position, if its path still holds it. A compressed
 /// file is decoded again from the member start at or before its position.
 fn reopen(t: &Tracked, key: FileKey) -> Result<Source, &'static str> {
-    let mut file = File::open(&t.path).map_err(|_| "cannot open")?;
+    let mut file = super::source::open_read(&t.path).map_err(|_| "cannot open")?;
     let meta = file.metadata().map_err(|_| "cannot stat")?;
     if (meta.dev(), meta.ino()) != key {
         return Err("another file is at the path");

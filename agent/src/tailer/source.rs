@@ -2,12 +2,30 @@
 //! ([`crate::gzip`]). Offsets are content offsets: file offsets for a plain file,
 //! decompressed bytes for a compressed one.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::config::InputCompression;
 use crate::gzip::{self, GzipError, GzipReader, MemberLog, MemberStart, Step};
+
+/// Opens a tailed file for reading without updating its access time (`O_NOATIME`), as
+/// the kernel allows for files this process owns or when it has `CAP_FOWNER` (the agent
+/// running as root); other files are opened as usual.
+///
+/// On a `relatime` mount (the usual default) every read after a write would otherwise
+/// update the inode's access time, and a tailer reads right after writes.
+pub(crate) fn open_read(path: &Path) -> std::io::Result<File> {
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+        opened => opened,
+    }
+}
 
 /// How a file is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,5 +197,38 @@ mod tests {
             Kind::of(InputCompression::Auto, log, &magic[..1]),
             Kind::Undecided
         );
+    }
+
+    /// Reads all of `path` through `open`, its access time set two days back first (so
+    /// that `relatime` would update it), and says whether the read moved it.
+    fn read_moves_atime(path: &Path, open: fn(&Path) -> std::io::Result<File>) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        use std::time::{Duration, SystemTime};
+        let old = SystemTime::now() - Duration::from_secs(2 * 86_400);
+        let times = std::fs::FileTimes::new().set_accessed(old);
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_times(times)
+            .unwrap();
+        let before = std::fs::metadata(path).unwrap().atime();
+        let mut text = String::new();
+        open(path).unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "a line\n");
+        std::fs::metadata(path).unwrap().atime() != before
+    }
+
+    #[test]
+    fn tailed_files_are_read_without_touching_their_access_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "a line\n").unwrap();
+        // The test owns the file, so O_NOATIME is allowed.
+        if !read_moves_atime(&path, |p| File::open(p)) {
+            eprintln!("this filesystem does not update access times; nothing to compare");
+            return;
+        }
+        assert!(!read_moves_atime(&path, open_read));
     }
 }

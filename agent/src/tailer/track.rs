@@ -75,7 +75,7 @@ impl Tailer {
                 }
             }
         }
-        let file = match File::open(&f.path) {
+        let file = match super::source::open_read(&f.path) {
             Ok(file) => file,
             Err(e) => {
                 tracing::warn!(path = %f.path.display(), error = %e, "cannot open file");
