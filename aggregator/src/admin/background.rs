@@ -24,7 +24,8 @@ pub const TAIL_THREADS: usize = 2;
 /// Tail frames waiting to be filtered (two per tail).
 pub const TAIL_QUEUE: usize = 2 * super::tail::MAX_TAILS;
 /// How much lower the search threads' priority is than the process's own (Linux nice,
-/// added to the process's value, at most 19).
+/// added to the process's value, at most 19); the search store's indexer
+/// ([`crate::pipeline::search_feed`]) runs at the same.
 pub const NICE: i32 = 10;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -98,8 +99,9 @@ fn work(rx: &Mutex<Receiver<Job>>) {
     }
 }
 
+/// Lowers the calling thread's CPU priority by [`NICE`] (Linux; elsewhere nothing).
 #[cfg(target_os = "linux")]
-fn lower_priority() -> std::io::Result<()> {
+pub(crate) fn lower_priority() -> std::io::Result<()> {
     // SAFETY: gettid, getpriority and setpriority take and return plain integers, and
     // errno is this thread's own; this changes the nice value of the calling thread only
     // (Linux keeps it per thread).
@@ -123,7 +125,7 @@ fn lower_priority() -> std::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn lower_priority() -> std::io::Result<()> {
+pub(crate) fn lower_priority() -> std::io::Result<()> {
     Ok(())
 }
 

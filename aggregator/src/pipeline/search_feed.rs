@@ -6,7 +6,9 @@
 //!
 //! The store is a cache of recent events (the sinks are the record): when the feed falls
 //! behind, frames are dropped and counted (`logferry_search_dropped_batches_total`), never
-//! the pipeline slowed. A frame written again after a failed round may be indexed twice.
+//! the pipeline slowed. Its thread runs at the search threads' lower CPU priority
+//! ([`crate::admin::background::NICE`]), so on a machine short of CPU ingest and the
+//! pipeline take it first and the index is what falls behind. A frame written again after a failed round may be indexed twice.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,6 +87,9 @@ pub fn spawn(
 }
 
 fn run(store: &EventStore, rx: &Receiver<Arc<Vec<u8>>>, queued: &AtomicUsize) {
+    if let Err(e) = crate::admin::background::lower_priority() {
+        tracing::debug!(error = %e, "the search indexer runs at normal priority");
+    }
     let mut last_flush = Instant::now();
     loop {
         match rx.recv_timeout(FLUSH_EVERY) {
@@ -227,6 +232,53 @@ mod tests {
             stalled.offer(Arc::new(Vec::new()));
         }
         assert_eq!(metrics.search_dropped_batches.get(), 2);
+    }
+
+    /// The nice values of this process's threads named `search` (the feed's), by
+    /// thread id.
+    #[cfg(target_os = "linux")]
+    fn search_threads_nice() -> Vec<i32> {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return Vec::new();
+        };
+        tasks
+            .filter_map(|t| {
+                let t = t.ok()?;
+                let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+                let tid: libc::id_t = t.file_name().to_str()?.parse().ok()?;
+                // SAFETY: reads the nice value of a thread of this process.
+                (comm.trim_end() == "search")
+                    .then(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) })
+            })
+            .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_indexer_runs_at_the_search_threads_lower_priority() {
+        use crate::admin::background::NICE;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            EventStore::from_config(&crate::search::SearchConfig::default(), dir.path())
+                .unwrap()
+                .unwrap(),
+        );
+        // SAFETY: reads the nice value of the calling (test) thread.
+        let here = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as u32) };
+        let want = (here + NICE).min(19);
+        let (feed, handle) = spawn(store, Arc::new(Metrics::new())).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = search_threads_nice();
+        while !seen.contains(&want) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            seen = search_threads_nice();
+        }
+        drop(feed);
+        handle.join().unwrap();
+        assert!(
+            seen.contains(&want),
+            "a `search` thread at nice {want} (this thread: {here}); seen {seen:?}"
+        );
     }
 
     #[test]
