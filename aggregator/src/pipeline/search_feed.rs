@@ -199,14 +199,19 @@ mod tests {
         assert_eq!(events[1].namespace, None);
     }
 
+    /// A store with the default settings in a directory of its own (kept while the
+    /// returned guard lives).
+    fn temp_store() -> (tempfile::TempDir, Arc<EventStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::from_config(&crate::search::SearchConfig::default(), dir.path())
+            .unwrap()
+            .unwrap();
+        (dir, Arc::new(store))
+    }
+
     #[test]
     fn the_feed_appends_flushes_and_counts_what_it_drops() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            EventStore::from_config(&crate::search::SearchConfig::default(), dir.path())
-                .unwrap()
-                .unwrap(),
-        );
+        let (_dir, store) = temp_store();
         let metrics = Arc::new(Metrics::new());
         let (feed, handle) = spawn(store.clone(), metrics.clone()).unwrap();
         let line = r#"{"timestamp":"2026-11-22T10:00:00.000Z","observed_timestamp":"2026-11-22T10:00:00.000Z","level":"info","message":"hello","host":"h","format":"plain","source":{"type":"file","path":"/p"},"fields":{}}"#;
@@ -257,12 +262,7 @@ mod tests {
     #[test]
     fn the_indexer_runs_at_the_search_threads_lower_priority() {
         use crate::admin::background::NICE;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            EventStore::from_config(&crate::search::SearchConfig::default(), dir.path())
-                .unwrap()
-                .unwrap(),
-        );
+        let (_dir, store) = temp_store();
         // SAFETY: reads the nice value of the calling (test) thread.
         let here = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as u32) };
         let want = (here + NICE).min(19);
