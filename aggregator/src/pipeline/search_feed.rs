@@ -8,7 +8,8 @@
 //! behind, frames are dropped and counted (`logferry_search_dropped_batches_total`), never
 //! the pipeline slowed. Its thread runs at the search threads' lower CPU priority
 //! ([`crate::admin::background::NICE`]), so on a machine short of CPU ingest and the
-//! pipeline take it first and the index is what falls behind. A frame written again after a failed round may be indexed twice.
+//! pipeline take it first and the index is what falls behind. A frame written again after
+//! a failed round may be indexed twice.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
