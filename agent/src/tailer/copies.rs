@@ -126,15 +126,16 @@ impl Tailer {
 /// content is (a short start alone, such as a header line the live file has, is not
 /// enough).
 fn is_copy_of_tracked(t: &Tracked, prefix: &[u8]) -> bool {
-    let now = if t.fingerprint.is_full() {
-        t.fingerprint
-    } else {
-        t.reader
-            .as_ref()
-            .and_then(Source::file)
-            .and_then(|f| Fingerprint::read(f).ok())
-            .unwrap_or(t.fingerprint)
-    };
+    // Read again even when the stored fingerprint is full: it predates any truncation the
+    // tailer has not looked at yet. A file copytruncated and written again to its old
+    // size, then rotated and compressed before the next round, has a copy of its new
+    // bytes, which the stored fingerprint (of the old ones) would not recognise.
+    let now = t
+        .reader
+        .as_ref()
+        .and_then(Source::file)
+        .and_then(|f| Fingerprint::read(f).ok())
+        .unwrap_or(t.fingerprint);
     starts_like(&now, prefix) && (now.is_full() || prefix.len() == usize::from(now.len))
 }
 

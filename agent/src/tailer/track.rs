@@ -214,6 +214,19 @@ impl Tailer {
             unsaved: false,
             to_end: false,
         };
+        // The stored position of a plain file that was empty identifies nothing (its empty
+        // fingerprint matches any file): a compressed file that took its inode after it was
+        // deleted would be read as its continuation, from the start, and never be checked
+        // for being a compressed copy below. Its position is 0, so nothing is lost.
+        if self
+            .checkpoints
+            .get(&key)
+            .is_some_and(|cp| cp.gzip.is_none() && cp.fingerprint.len == 0)
+        {
+            if let Some(cp) = self.checkpoints.remove(&key) {
+                let _ = self.spool.forget(&cp.key());
+            }
+        }
         if let Some(cp) = self.claim_checkpoint(key, file, fingerprint) {
             return Some(match cp.gzip {
                 Some(member) if member.content_offset <= cp.offset => Start {
