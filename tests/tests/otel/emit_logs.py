@@ -7,10 +7,12 @@ Record i has the body "line-RUN-i step i", a severity cycling through DEBUG, INF
 WARN, ERROR and FATAL, attributes (seq, order.id, ok, ratio, tags) and the trace
 context of the span it was emitted in (a new span every 10 records). For each record
 one JSON line goes to stdout: its id, trace_id, span_id and severity text, for the test
-to compare with what the aggregator wrote. Exits non-zero if the export did not finish.
+to compare with what the aggregator wrote. Exits non-zero if the export did not finish
+or the SDK warned of anything (a failed export, a record dropped from its queue).
 """
 
 import json
+import logging
 import sys
 import time
 
@@ -32,7 +34,21 @@ SEVERITIES = [
 ]
 
 
+class Warnings(logging.Handler):
+    """Keeps every warning the SDK logs: it reports failed exports and dropped records
+    only that way, and carries on."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append("%s: %s" % (record.name, record.getMessage()))
+
+
 def main():
+    warnings = Warnings()
+    logging.getLogger().addHandler(warnings)
     endpoint, token, run, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     resource = Resource.create(
         {
@@ -52,7 +68,14 @@ def main():
     )
     provider = LoggerProvider(resource=resource)
     provider.add_log_record_processor(
-        BatchLogRecordProcessor(exporter, max_export_batch_size=256, schedule_delay_millis=50)
+        # A queue for every record: the SDK drops records from a full queue (by default
+        # 2048) when the exports fall behind the loop below, as on a busy machine.
+        BatchLogRecordProcessor(
+            exporter,
+            max_export_batch_size=256,
+            schedule_delay_millis=50,
+            max_queue_size=max(count, 256),
+        )
     )
     logger = provider.get_logger("logferry.e2e", "1.0")
     tracer = TracerProvider(resource=resource).get_tracer("logferry.e2e")
@@ -93,7 +116,9 @@ def main():
     span.end()
     flushed = provider.force_flush(60_000)
     provider.shutdown()
-    sys.exit(0 if flushed else 1)
+    for message in warnings.messages:
+        print("SDK warning: " + message, file=sys.stderr)
+    sys.exit(0 if flushed and not warnings.messages else 1)
 
 
 if __name__ == "__main__":
