@@ -56,6 +56,13 @@ impl Codec {
 /// for 1 MiB-class batches; a frame asking for more is refused instead of allocating it.
 const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 
+/// zstd hash table size (log2 of entries) used at level 1 instead of the library's
+/// choice. A 2^12-entry table (16 KiB) stays in the L1 cache: on the benchmark's mixed
+/// lines in 2 MiB pieces, level 1 compressed about 8% faster (1.55 instead of 1.69 CPU-s
+/// per GiB); the agent's batches shipped 5.0 times smaller than their lines instead of
+/// 5.2. Other levels keep the library's tables: their trade-off was not measured.
+const ZSTD_LEVEL1_HASH_LOG: u32 = 12;
+
 /// Why a body could not be decompressed.
 #[derive(Debug, thiserror::Error)]
 pub enum DecompressError {
@@ -99,7 +106,13 @@ impl Compressor {
     /// (0..=9); it is ignored for `none`.
     pub fn new(codec: Codec, level: i32) -> io::Result<Compressor> {
         let zstd = match codec {
-            Codec::Zstd => Some(zstd::bulk::Compressor::new(level)?),
+            Codec::Zstd => {
+                let mut z = zstd::bulk::Compressor::new(level)?;
+                if level == 1 {
+                    z.set_parameter(zstd::zstd_safe::CParameter::HashLog(ZSTD_LEVEL1_HASH_LOG))?;
+                }
+                Some(z)
+            }
             _ => None,
         };
         Ok(Compressor {
@@ -258,6 +271,48 @@ mod tests {
             decompress_capped(Codec::Zstd, &packed, input.len(), &mut out).unwrap();
             assert_eq!(out, input);
         }
+    }
+
+    #[test]
+    fn level_1_compresses_with_the_smaller_hash_table() {
+        // Varied lines, enough of them that the table size changes the matches found.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let input: Vec<u8> = (0..40_000)
+            .flat_map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                format!(
+                    "{i} user={} path=/api/{} took={}ms\n",
+                    x % 9973,
+                    x % 613,
+                    x % 997
+                )
+                .into_bytes()
+            })
+            .collect();
+        let with_hash_log = |log: Option<u32>| {
+            let mut z = zstd::bulk::Compressor::new(1).unwrap();
+            if let Some(log) = log {
+                z.set_parameter(zstd::zstd_safe::CParameter::HashLog(log))
+                    .unwrap();
+            }
+            z.compress(&input).unwrap()
+        };
+        let mut ours = Vec::new();
+        Compressor::new(Codec::Zstd, 1)
+            .unwrap()
+            .compress(&input, &mut ours)
+            .unwrap();
+        assert_eq!(ours, with_hash_log(Some(ZSTD_LEVEL1_HASH_LOG)));
+        assert_ne!(
+            ours,
+            with_hash_log(None),
+            "the library's own table gives the same frame"
+        );
+        let mut out = Vec::new();
+        decompress_capped(Codec::Zstd, &ours, input.len(), &mut out).unwrap();
+        assert_eq!(out, input);
     }
 
     #[test]
