@@ -36,14 +36,17 @@ SEVERITIES = [
 
 class Warnings(logging.Handler):
     """Keeps every warning the SDK logs: it reports failed exports and dropped records
-    only that way, and carries on."""
+    only that way, and carries on. A transient error it is retrying is not kept: if the
+    retries fail, it says so with a warning of its own."""
 
     def __init__(self):
         super().__init__(logging.WARNING)
         self.messages = []
 
     def emit(self, record):
-        self.messages.append("%s: %s" % (record.name, record.getMessage()))
+        message = record.getMessage()
+        if "retrying in" not in message:
+            self.messages.append("%s: %s" % (record.name, message))
 
 
 def main():
