@@ -22,6 +22,15 @@ pub struct FileSinkConfig {
     /// How many rotated files to keep; older ones are deleted. None (default): all.
     #[serde(default)]
     pub keep: Option<usize>,
+    /// After each fsync, tell the kernel the written pages will not be read again
+    /// (`POSIX_FADV_DONTNEED`), so the page cache is not filled with the sink's output.
+    /// Default true.
+    #[serde(default = "yes")]
+    pub drop_page_cache: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The smallest `max_bytes` accepted: smaller would make a file per line.
@@ -35,6 +44,7 @@ impl FileSinkConfig {
             max_bytes: None,
             rotate_every: None,
             keep: None,
+            drop_page_cache: true,
         }
     }
 

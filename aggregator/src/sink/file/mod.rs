@@ -27,6 +27,15 @@
 //!   anything (see [`Sink::rewind_to`]). Positions recorded before generations existed
 //!   read as generation 0 and are renumbered the same way.
 //!
+//! # Page cache
+//!
+//! With `drop_page_cache` (the default), every fsync of the active file is followed by
+//! `POSIX_FADV_DONTNEED` on what it made durable: the pages are clean by then, so the
+//! kernel frees them at once and the next writes reuse them. A sink that writes gigabytes
+//! an hour then neither pushes other programs' files out of the page cache nor makes the
+//! kernel find fresh pages for every write. Readers of the file (`tail -f`, a shipper)
+//! still see every line; they read it from the disk.
+//!
 //! Each step of the first case leaves the files in one of the two states, so a crash while
 //! cutting back is followed by the same cut-back. `keep` deletes only rotated files below
 //! the *recorded* generation ([`Sink::committed`]), so `PATH.g` is never one of them.
@@ -75,6 +84,9 @@ pub struct FileSink {
     /// Bytes in the active file (what has been written through this handle included).
     len: u64,
     unsynced: bool,
+    /// Offset (page-aligned) from which the active file's pages may still be cached:
+    /// everything before it was fsynced and dropped from the page cache.
+    cached_from: u64,
     /// A rotation renamed and created files since the directory was last fsynced.
     dir_unsynced: bool,
     /// The `rotate_every` period of the active file's lines; `None` while it is empty.
@@ -104,6 +116,28 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| in_file(dir, e))
+}
+
+/// Asks the kernel to drop the cached pages of `file` from `from` to its end: they were
+/// fsynced, so this frees them (see the module docs). Advice only: a failure changes nothing
+/// about the data, so it is logged at debug level and otherwise ignored.
+fn drop_cached(file: &File, from: u64, path: &Path) {
+    use std::os::fd::AsRawFd;
+    let Ok(offset) = libc::off_t::try_from(from) else {
+        return;
+    };
+    // SAFETY: posix_fadvise reads no memory; the descriptor is valid while `file` lives.
+    // A length of 0 means "to the end of the file".
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), offset, 0, libc::POSIX_FADV_DONTNEED) };
+    if rc != 0 {
+        tracing::debug!(path = %path.display(), error = %std::io::Error::from_raw_os_error(rc),
+            "cannot drop the file sink's written pages from the page cache");
+    }
+}
+
+/// The page holding `offset` is the first that may still be partly unwritten.
+fn page_floor(offset: u64) -> u64 {
+    offset & !4095
 }
 
 fn remove_if_there(path: &Path) -> std::io::Result<()> {
@@ -149,6 +183,7 @@ impl FileSink {
             file,
             generation,
             unsynced: false,
+            cached_from: 0,
             dir_unsynced: false,
             period: None,
             prune_due: config.keep.is_some(),
@@ -209,6 +244,7 @@ impl FileSink {
         // Its lines are durable under either name before the rename can be.
         self.file.sync_data().map_err(|e| in_file(&path, e))?;
         self.unsynced = false;
+        self.drop_synced_pages();
         self.reached(Step::Synced)?;
         let to = rotated_path(&path, self.generation);
         if to.symlink_metadata().is_ok() {
@@ -227,11 +263,20 @@ impl FileSink {
             .map_err(|e| in_file(&path, e))?;
         self.generation += 1;
         self.len = 0;
+        self.cached_from = 0;
         self.period = None;
         self.prune_due = self.config.keep.is_some();
         tracing::info!(sink = %self.name, path = %path.display(), rotated = %to.display(),
             generation = self.generation, "rotated the file sink");
         self.reached(Step::Created)
+    }
+
+    /// After an fsync of the active file: its pages up to the last partial one are dropped.
+    fn drop_synced_pages(&mut self) {
+        if self.config.drop_page_cache {
+            drop_cached(&self.file, self.cached_from, &self.config.path);
+            self.cached_from = page_floor(self.len);
+        }
     }
 
     /// Deletes the oldest rotated files beyond `keep`, only below the recorded generation.
@@ -354,6 +399,7 @@ impl Sink for FileSink {
         self.period = if self.len > 0 { period } else { None };
         self.generation = generation;
         self.unsynced = false;
+        self.cached_from = 0;
         self.dir_unsynced = false;
         Ok(())
     }
@@ -364,6 +410,7 @@ impl Sink for FileSink {
                 .sync_data()
                 .map_err(|e| in_file(&self.config.path, e))?;
             self.unsynced = false;
+            self.drop_synced_pages();
         }
         if self.dir_unsynced {
             sync_dir(&self.config.path)?;

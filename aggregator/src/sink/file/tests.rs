@@ -473,3 +473,99 @@ fn readme_example_is_a_valid_config() {
     assert_eq!(c.keep, Some(24));
     assert_eq!(c.rotate_every, Some(Duration::from_secs(3600)));
 }
+
+/// How many of the file's pages are in the page cache (`mincore` of a mapping, which
+/// faults nothing in).
+fn resident_pages(path: &Path) -> usize {
+    use std::os::fd::AsRawFd;
+    let file = File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    if len == 0 {
+        return 0;
+    }
+    let pages = len.div_ceil(4096);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: a read-only shared mapping of `len` bytes of an open file, only inspected by
+    // mincore (never dereferenced) and unmapped before returning; `vec` has a byte per page.
+    unsafe {
+        let addr = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(addr, libc::MAP_FAILED, "mmap {}", path.display());
+        let rc = libc::mincore(addr, len, vec.as_mut_ptr());
+        libc::munmap(addr, len);
+        assert_eq!(rc, 0, "mincore {}", path.display());
+    }
+    vec.iter().filter(|b| **b & 1 == 1).count()
+}
+
+/// Whether this filesystem frees a file's clean pages on `POSIX_FADV_DONTNEED` (tmpfs,
+/// for one, keeps them: they are the file).
+fn dontneed_frees_pages(dir: &Path) -> bool {
+    let probe = dir.join("probe");
+    std::fs::write(&probe, vec![b'x'; 64 * 4096]).unwrap();
+    let file = File::open(&probe).unwrap();
+    file.sync_all().unwrap();
+    let before = resident_pages(&probe);
+    drop_cached(&file, 0, &probe);
+    let after = resident_pages(&probe);
+    std::fs::remove_file(&probe).unwrap();
+    before == 64 && after == 0
+}
+
+#[test]
+fn flushed_and_rotated_pages_leave_the_page_cache_unless_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    if !dontneed_frees_pages(dir.path()) {
+        eprintln!(
+            "{}: this filesystem keeps a file's pages after POSIX_FADV_DONTNEED; nothing to check",
+            dir.path().display()
+        );
+        return;
+    }
+    let lines: Vec<String> = (0..200).map(|i| line(i, 1000)).collect();
+    for drop in [true, false] {
+        let path = dir.path().join(format!("drop-{drop}.log"));
+        let config = FileSinkConfig {
+            drop_page_cache: drop,
+            ..sized(&path, 64 * 1024)
+        };
+        let mut sink = FileSink::new("out", &config).unwrap();
+        sink.write(&bytes_of(&lines)).unwrap();
+        // (Reading the files would bring their pages back: only their names are listed.)
+        let generations = list_rotated(&path).unwrap();
+        assert!(
+            generations.len() >= 2,
+            "{} rotated files",
+            generations.len()
+        );
+        // Not yet fsynced: the active file's pages are all cached.
+        let active = std::fs::metadata(&path).unwrap().len() as usize;
+        assert_eq!(resident_pages(&path), active.div_ceil(4096));
+        let rotated: usize = generations
+            .iter()
+            .map(|&n| resident_pages(&rotated_path(&path, n)))
+            .sum();
+        commit(&mut sink);
+        sink.write(&bytes_of(&lines[..3])).unwrap();
+        commit(&mut sink);
+        let active = std::fs::metadata(&path).unwrap().len() as usize;
+        if drop {
+            // A rotation fsyncs and drops the whole file; a flush all but the last page.
+            assert_eq!(rotated, 0);
+            assert!(resident_pages(&path) <= 1, "{}", resident_pages(&path));
+        } else {
+            assert!(rotated >= 16 * generations.len(), "{rotated}");
+            assert_eq!(resident_pages(&path), active.div_ceil(4096));
+        }
+        // Dropped or not, every line is there, once.
+        let mut want: Vec<String> = lines.clone();
+        want.extend_from_slice(&lines[..3]);
+        assert_eq!(all_lines(&path), want);
+    }
+}
