@@ -25,7 +25,7 @@ pub const TAIL_THREADS: usize = 2;
 pub const TAIL_QUEUE: usize = 2 * super::tail::MAX_TAILS;
 /// How much lower the search threads' priority is than the process's own (Linux nice,
 /// added to the process's value, at most 19); the search store's indexer
-/// ([`crate::pipeline::search_feed`]) runs at the same.
+/// ([`crate::pipeline::search_feed`]) runs lower still, under `SCHED_IDLE`.
 pub const NICE: i32 = 10;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -126,6 +126,27 @@ pub(crate) fn lower_priority() -> std::io::Result<()> {
 
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn lower_priority() -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Puts the calling thread under `SCHED_IDLE` (Linux; elsewhere nothing): it runs only on
+/// CPU time that no other thread of the machine wants. For work that may fall behind
+/// without harm, such as the search store's indexer.
+#[cfg(target_os = "linux")]
+pub(crate) fn idle_priority() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 is the calling
+    // thread (Linux schedules threads one by one), whose policy alone changes.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn idle_priority() -> std::io::Result<()> {
     Ok(())
 }
 

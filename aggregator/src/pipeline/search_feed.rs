@@ -6,10 +6,13 @@
 //!
 //! The store is a cache of recent events (the sinks are the record): when the feed falls
 //! behind, frames are dropped and counted (`logferry_search_dropped_batches_total`), never
-//! the pipeline slowed. Its thread runs at the search threads' lower CPU priority
-//! ([`crate::admin::background::NICE`]), so on a machine short of CPU ingest and the
-//! pipeline take it first and the index is what falls behind. A frame written again after
-//! a failed round may be indexed twice.
+//! the pipeline slowed. Its thread runs under `SCHED_IDLE` (Linux), on CPU time nothing
+//! else wants: on a machine short of CPU, ingest, the pipeline and searches take it first
+//! and the index is what falls behind; an idle machine indexes at full speed. (At `nice`
+//! 10, its earlier priority, it still took a third of a core from a saturated pipeline.)
+//! Where `SCHED_IDLE` is refused, it runs at the search threads' lower priority
+//! ([`crate::admin::background::NICE`]). A frame written again after a failed round may
+//! be indexed twice.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -88,8 +91,11 @@ pub fn spawn(
 }
 
 fn run(store: &EventStore, rx: &Receiver<Arc<Vec<u8>>>, queued: &AtomicUsize) {
-    if let Err(e) = crate::admin::background::lower_priority() {
-        tracing::debug!(error = %e, "the search indexer runs at normal priority");
+    if let Err(e) = crate::admin::background::idle_priority() {
+        tracing::debug!(error = %e, "the search indexer cannot run under SCHED_IDLE");
+        if let Err(e) = crate::admin::background::lower_priority() {
+            tracing::debug!(error = %e, "the search indexer runs at normal priority");
+        }
     }
     let mut last_flush = Instant::now();
     loop {
@@ -240,10 +246,9 @@ mod tests {
         assert_eq!(metrics.search_dropped_batches.get(), 2);
     }
 
-    /// The nice values of this process's threads named `search` (the feed's), by
-    /// thread id.
+    /// The scheduling policies of this process's threads named `search` (the feed's).
     #[cfg(target_os = "linux")]
-    fn search_threads_nice() -> Vec<i32> {
+    fn search_threads_policy() -> Vec<i32> {
         let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
             return Vec::new();
         };
@@ -251,34 +256,33 @@ mod tests {
             .filter_map(|t| {
                 let t = t.ok()?;
                 let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
-                let tid: libc::id_t = t.file_name().to_str()?.parse().ok()?;
-                // SAFETY: reads the nice value of a thread of this process.
-                (comm.trim_end() == "search")
-                    .then(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) })
+                let tid: libc::pid_t = t.file_name().to_str()?.parse().ok()?;
+                // SAFETY: reads the policy of a thread of this process.
+                (comm.trim_end() == "search").then(|| unsafe { libc::sched_getscheduler(tid) })
             })
             .collect()
     }
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_indexer_runs_at_the_search_threads_lower_priority() {
-        use crate::admin::background::NICE;
+    fn the_indexer_runs_only_on_idle_cpu_time() {
         let (_dir, store) = temp_store();
-        // SAFETY: reads the nice value of the calling (test) thread.
-        let here = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as u32) };
-        let want = (here + NICE).min(19);
+        // SAFETY: reads the calling (test) thread's policy.
+        let here = unsafe { libc::sched_getscheduler(0) };
+        assert_ne!(here, libc::SCHED_IDLE, "the test thread itself");
         let (feed, handle) = spawn(store, Arc::new(Metrics::new())).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = search_threads_nice();
-        while !seen.contains(&want) && Instant::now() < deadline {
+        let mut seen = search_threads_policy();
+        while !seen.contains(&libc::SCHED_IDLE) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
-            seen = search_threads_nice();
+            seen = search_threads_policy();
         }
         drop(feed);
         handle.join().unwrap();
         assert!(
-            seen.contains(&want),
-            "a `search` thread at nice {want} (this thread: {here}); seen {seen:?}"
+            seen.contains(&libc::SCHED_IDLE),
+            "a `search` thread under SCHED_IDLE ({}); policies seen {seen:?}",
+            libc::SCHED_IDLE
         );
     }
 

@@ -24,6 +24,8 @@ use crate::rules::{Clock, SystemClock};
 pub const MAX_BLOCKS: usize = 32_768;
 /// Most threads one query reads sealed blocks with.
 pub const MAX_SCAN_THREADS: usize = 4;
+/// Events [`EventStore::append`] copies in under one hold of the write lock.
+const EVENTS_PER_LOCK: usize = 256;
 
 /// What the store holds and has done, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -190,20 +192,22 @@ impl EventStore {
     }
 
     /// Appends a batch of events, in order. Events are copied into the open block under
-    /// the store's write lock (the iterator runs under it too, so it should only hand out
-    /// prepared events); each time the block fills up it is sealed — compressed and
+    /// the store's write lock, [`EVENTS_PER_LOCK`] at a time (the iterator mostly runs
+    /// under it too, so it should only hand out prepared events); each time the block fills up it is sealed — compressed and
     /// written to the newest segment — on this thread, while queries keep reading it from
     /// memory. Never fails: a block that cannot be written is dropped with a warning
     /// (counted in [`StoreStats::lost_total`]), as the sinks hold the record.
     pub fn append<'a>(&self, events: impl IntoIterator<Item = NewEvent<'a>>) {
         let mut w = self.lock_writer();
-        let mut events = events.into_iter();
+        let mut events = events.into_iter().peekable();
         let (max_events, max_bytes) = (self.settings.block_events(), self.settings.block_bytes);
         loop {
             let (mut appended, mut skipped, mut full) = (0, 0, false);
             {
+                // A few events at a time: the indexer runs on idle CPU time and may be
+                // preempted for long, and queries wait for this lock meanwhile.
                 let mut st = self.write_state();
-                for e in events.by_ref() {
+                for e in events.by_ref().take(EVENTS_PER_LOCK) {
                     if st.open.push(&e) {
                         appended += 1;
                     } else {
@@ -219,10 +223,11 @@ impl EventStore {
                 .appended
                 .fetch_add(appended, Ordering::Relaxed);
             self.counters.skipped.fetch_add(skipped, Ordering::Relaxed);
-            if !full {
+            if full {
+                self.seal(&mut w);
+            } else if events.peek().is_none() {
                 return;
             }
-            self.seal(&mut w);
         }
     }
 
